@@ -1,0 +1,265 @@
+"""An OpenAI-compatible chat endpoint with bounded concurrency and honest retries.
+
+- ``openai.AsyncOpenAI`` with its own retries off (``max_retries=0``); retries are ours, with
+  tenacity: exponential backoff with jitter on 429, 408, 5xx, timeouts, connection errors and
+  bodies that are not a chat completion (truncated, not JSON, no choices), honouring
+  ``Retry-After`` / ``retry-after-ms``; waits are ``asyncio.sleep`` (never a blocking sleep).
+- One ``asyncio.Semaphore`` per endpoint bounds the requests in flight; it is released during
+  backoff waits so one throttled request does not hold a slot.
+- 401, 403 and 404 stop the run (:class:`FatalEndpointError`): a wrong key, model or URL would
+  otherwise turn every sample into a failure.  Other 4xx fail the one call without retry.
+- The API key is read from the environment when the client is built and never appears in an
+  error message: every message is built from status codes and redacted (:func:`redact`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletion
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_base
+
+from srpo_data.builder.config import EndpointConfig
+
+#: Characters of a bad response body quoted in an error message.
+BODY_EXCERPT_CHARS = 200
+#: Status codes that no retry can fix and that would hit every sample alike.
+FATAL_STATUS = frozenset({401, 403, 404})
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret (of 4+ characters) replaced by ``***``."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class EndpointError(Exception):
+    """A call that did not return a usable chat completion.  ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str = "", *, transient: bool, retry_after: float | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class FatalEndpointError(EndpointError):
+    """The endpoint refuses every call (bad key, model or URL): the run must stop."""
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One successful chat completion."""
+
+    content: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    #: HTTP tries this call took (1 = no retry).
+    tries: int = 1
+
+
+@dataclass
+class Usage:
+    """What one endpoint cost during this process (stored results reused cost nothing)."""
+
+    requests: int = 0
+    completions: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "completions": self.completions,
+            "retries": self.retries,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "errors": dict(sorted(self.errors.items())),
+        }
+
+
+class _WaitRetryAfter(wait_base):
+    """Exponential backoff with jitter, but never shorter than the server's Retry-After."""
+
+    def __init__(self, cfg: EndpointConfig):
+        self.cfg = cfg
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        n = retry_state.attempt_number  # 1 after the first failure
+        base = min(self.cfg.backoff_max, self.cfg.backoff_initial * 2 ** (n - 1))
+        wait = base + random.uniform(0, self.cfg.backoff_initial)
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.cfg.max_retry_after))
+        return wait
+
+
+def _retry_after_seconds(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds; an HTTP date is ignored)."""
+    if headers is None:
+        return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except ValueError:
+            continue
+        if seconds >= 0 and seconds == seconds and seconds != float("inf"):
+            return seconds
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, EndpointError) and exc.transient and not isinstance(exc, FatalEndpointError)
+
+
+class EndpointClient:
+    """Chat calls to one endpoint.  Build it inside the running event loop; ``await aclose()``."""
+
+    def __init__(self, name: str, cfg: EndpointConfig):
+        self.name = name
+        self.cfg = cfg
+        key = cfg.api_key()
+        self._secrets = [key] if key != "EMPTY" else []
+        self._client = openai.AsyncOpenAI(
+            api_key=key, base_url=cfg.base_url, timeout=cfg.timeout, max_retries=0
+        )
+        self._sem = asyncio.Semaphore(cfg.concurrency)
+        self.usage = Usage()
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _error(self, reason: str, detail: str, *, transient: bool, retry_after: float | None = None) -> EndpointError:
+        detail = redact(detail, self._secrets)
+        self.usage.errors[reason] += 1
+        return EndpointError(reason, detail, transient=transient, retry_after=retry_after)
+
+    def _request_kwargs(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": messages,
+            "temperature": self.cfg.temperature,
+            "top_p": self.cfg.top_p,
+        }
+        if self.cfg.max_tokens is not None:
+            kwargs["max_tokens"] = self.cfg.max_tokens
+        if self.cfg.seed is not None:
+            kwargs["seed"] = self.cfg.seed
+        if self.cfg.extra_body:
+            kwargs["extra_body"] = dict(self.cfg.extra_body)
+        return kwargs
+
+    async def _once(self, messages: list[dict[str, Any]]) -> ChatResult:
+        async with self._sem:
+            self.usage.requests += 1
+            try:
+                async with asyncio.timeout(self.cfg.timeout + 1.0):
+                    raw = await self._client.chat.completions.with_raw_response.create(
+                        **self._request_kwargs(messages)
+                    )
+                    status = raw.status_code
+                    completion = raw.parse()
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                body = redact(str(getattr(exc.response, "text", ""))[:BODY_EXCERPT_CHARS], self._secrets)
+                reason = f"http_{status}"
+                if status in FATAL_STATUS:
+                    self.usage.errors[reason] += 1
+                    raise FatalEndpointError(
+                        reason,
+                        redact(f"{self.name} endpoint {self.cfg.base_url} model {self.cfg.model!r}: {body}", self._secrets),
+                        transient=False,
+                    ) from None
+                transient = status in (408, 409, 429) or status >= 500
+                raise self._error(
+                    reason, body, transient=transient, retry_after=_retry_after_seconds(exc.response.headers)
+                ) from None
+            except (openai.APITimeoutError, TimeoutError):
+                raise self._error("timeout", f"no answer within {self.cfg.timeout:g}s", transient=True) from None
+            except openai.APIConnectionError as exc:
+                cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection"
+                raise self._error("connection", cause, transient=True) from None
+            except (openai.APIResponseValidationError, ValueError) as exc:
+                # json.JSONDecodeError is a ValueError: a body cut short or not JSON at all.
+                raise self._error("bad_body", type(exc).__name__, transient=True) from None
+        if not (200 <= status < 300):  # the SDK raises for these; keep the check explicit
+            raise self._error(f"http_{status}", "unexpected status", transient=status >= 500)
+        return self._to_result(completion)
+
+    def _to_result(self, completion: Any) -> ChatResult:
+        if not isinstance(completion, ChatCompletion):
+            excerpt = str(completion)[:BODY_EXCERPT_CHARS]
+            raise self._error("bad_body", f"not a chat completion: {excerpt!r}", transient=True)
+        try:
+            choice = completion.choices[0]
+            content = choice.message.content
+            finish_reason = str(choice.finish_reason)
+        except (AttributeError, IndexError, TypeError):
+            raise self._error("bad_body", "no choices/message in the completion", transient=True) from None
+        if content is None and finish_reason in ("stop", "length"):
+            raise self._error("bad_body", "completion without content", transient=True)
+        usage = getattr(completion, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        self.usage.completions += 1
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        return ChatResult(content or "", finish_reason, prompt_tokens, completion_tokens)
+
+    async def chat(self, messages: list[dict[str, Any]]) -> ChatResult:
+        """One chat completion, retried on transient errors; raises :class:`EndpointError`."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.cfg.max_retries + 1),
+            wait=_WaitRetryAfter(self.cfg),
+            retry=retry_if_exception(_is_transient),
+            sleep=asyncio.sleep,
+            reraise=True,
+        )
+        tries = 0
+        async for attempt in retrying:
+            with attempt:
+                tries += 1
+                if tries > 1:
+                    self.usage.retries += 1
+                result = await self._once(messages)
+        return ChatResult(
+            result.content, result.finish_reason, result.prompt_tokens, result.completion_tokens, tries
+        )
+
+
+def parse_json_object(text: str) -> dict[str, Any] | None:
+    """A JSON object from a model's reply, tolerating a ```json fence around it; None if not one."""
+    s = text.strip()
+    if s.startswith("```"):
+        s = s.split("\n", 1)[1] if "\n" in s else ""
+        if s.rstrip().endswith("```"):
+            s = s.rstrip()[:-3]
+    s = s.strip()
+    try:
+        obj = json.loads(s)
+    except (json.JSONDecodeError, ValueError):
+        start, end = s.find("{"), s.rfind("}")
+        if start < 0 or end <= start:
+            return None
+        try:
+            obj = json.loads(s[start : end + 1])
+        except (json.JSONDecodeError, ValueError):
+            return None
+    return obj if isinstance(obj, dict) else None

@@ -1,0 +1,104 @@
+"""PNG plots of the report (matplotlib, Agg backend: no display needed).
+
+- ``transitions.png``: one panel per benchmark (and "overall"), the four transition
+  cells as a share of responses, one bar per run, with fix and harm rates in the title;
+- ``lengths.png``: histograms of the first-attempt, reflection and whole-response
+  lengths and of ``L / (2 L1)``, one colour per run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from srpo_eval.scoring import TRANSITIONS, SampleResult
+
+CELL_LABELS = {
+    "right_right": "right→right",
+    "wrong_right": "wrong→right\n(fixed)",
+    "right_wrong": "right→wrong\n(broken)",
+    "wrong_wrong": "wrong→wrong",
+}
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def plot_transitions(runs: Sequence[Mapping[str, Any]], out: Path) -> Path:
+    """Transition bars per benchmark for one or more run summaries; returns the PNG path."""
+    plt = _pyplot()
+    scopes = sorted({b for r in runs for b in r["benchmarks"]}) + ["overall"]
+    ncols = min(3, len(scopes))
+    nrows = math.ceil(len(scopes) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.0 * nrows), squeeze=False)
+    width = 0.8 / max(1, len(runs))
+    for ax, scope in zip(axes.flat, scopes):
+        titles = []
+        for k, run in enumerate(runs):
+            m = run["overall"] if scope == "overall" else run["benchmarks"].get(scope, {})
+            rates = m.get("transition_rates") or {}
+            vals = [100 * (rates.get(t) or 0.0) for t in TRANSITIONS]
+            xs = [i + (k - (len(runs) - 1) / 2) * width for i in range(len(TRANSITIONS))]
+            bars = ax.bar(xs, vals, width=width, color=RUN_COLORS[k % len(RUN_COLORS)], label=run["run"])
+            counts = [(m.get("transitions") or {}).get(t, 0) for t in TRANSITIONS]
+            for bar, c in zip(bars, counts):
+                ax.annotate(str(c), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+            tag = f"{run['run']}: " if len(runs) > 1 else ""
+            titles.append(f"{tag}n={m.get('responses', 0)} fix {_pct(m.get('fix_rate'))} harm {_pct(m.get('harm_rate'))}")
+        ax.set_title(scope + "\n" + "\n".join(titles), fontsize=9)
+        ax.set_xticks(range(len(TRANSITIONS)))
+        ax.set_xticklabels([CELL_LABELS[t] for t in TRANSITIONS], fontsize=8)
+        ax.set_ylabel("% of responses")
+        ax.set_ylim(0, 105)
+        if len(runs) > 1:
+            ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(scopes):]:
+        ax.axis("off")
+    fig.suptitle("Reflection transitions: first answer → final answer", fontsize=11)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_lengths(runs: Mapping[str, Sequence[SampleResult]], out: Path, target_ratio: float = 2.0) -> Path:
+    """Length histograms (all benchmarks pooled) for each run; returns the PNG path."""
+    plt = _pyplot()
+    panels = (
+        ("first attempt (T1+A1)", lambda r: r.len_first if r.format_ok else None),
+        ("reflection", lambda r: r.len_reflection if r.format_ok else None),
+        ("whole response", lambda r: r.len_total),
+        (f"L / ({target_ratio:g} L1)", lambda r: r.len_total / (target_ratio * r.len_first) if r.format_ok and r.len_first else None),
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for ax, (title, fn) in zip(axes, panels):
+        for k, (name, results) in enumerate(runs.items()):
+            vals = [v for v in (fn(r) for r in results) if v is not None]
+            if vals:
+                ax.hist(vals, bins=30, alpha=0.55, color=RUN_COLORS[k % len(RUN_COLORS)], label=f"{name} (n={len(vals)})")
+        if title.startswith("L /"):
+            ax.axvline(1.0, color="black", linestyle="--", linewidth=1, label="length target")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("length units" if not title.startswith("L /") else "ratio")
+        ax.set_ylabel("responses")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

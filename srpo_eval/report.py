@@ -1,0 +1,226 @@
+"""The reflection report: did the reflections help?
+
+    python -m srpo_eval.report ROLLOUTS.jsonl [OTHER.jsonl] --data FILE.parquet [FILE2.parquet ...] --out DIR
+
+Reads rollouts (ours, a user's JSONL of responses, or verl's validation dump),
+grades the first and final answers with ``srpo_reward``, and writes to ``DIR``:
+
+- ``summary.json``: every number, per run and per benchmark, plus the side-by-side
+  comparison when two runs are given (for scripts);
+- ``report.md``: the same for people;
+- ``transitions.png`` and ``lengths.png`` (see :mod:`srpo_eval.plots`);
+- ``samples-<run>.jsonl``: one graded line per response.
+
+Lines that cannot be used (bad JSON, missing fields, unknown ids, dump records
+whose question cannot be found) and questions without any response are counted
+and listed, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from srpo_eval.data import DataSet, load_data
+from srpo_eval.rollouts import Rollout, read_rollouts
+from srpo_eval.scoring import TRANSITIONS, SampleResult, score_rollout
+from srpo_eval.summary import COMPARE_ROWS, compare, lookup, summarize_run
+
+
+def score_all(rollouts: Sequence[Rollout], data: DataSet, unit: str, timeout: float, desc: str = "grading") -> list[SampleResult]:
+    """Grade every usable rollout (those without ``error``), with a progress bar."""
+    from tqdm import tqdm
+
+    usable = [r for r in rollouts if not r.error and r.id is not None and r.response is not None]
+    return [score_rollout(r, data.items[r.id], unit=unit, timeout=timeout) for r in tqdm(usable, desc=desc, unit="resp")]
+
+
+# ------------------------------------------------------------------------ markdown
+def _fmt(v: Any, rate: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    if rate:
+        return f"{100 * v:.1f}%"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def _run_markdown(run: Mapping[str, Any]) -> list[str]:
+    lines = [f"## Run `{run['run']}`", ""]
+    scopes = list(run["benchmarks"].items()) + [("overall", run["overall"])]
+    lines += [
+        "| benchmark | questions | answered | responses | acc first | acc final | right→right | wrong→right | right→wrong | wrong→wrong | fix rate | harm rate | format failures | truncated |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in scopes:
+        t = m["transitions"]
+        lines.append(
+            f"| {name} | {m['questions']} | {m['questions_answered']} | {m['responses']} | {_fmt(m['acc_first'], True)} | "
+            f"{_fmt(m['acc_final'], True)} | " + " | ".join(str(t[c]) for c in TRANSITIONS) + " | "
+            f"{_fmt(m['fix_rate'], True)} | {_fmt(m['harm_rate'], True)} | {_fmt(m['format_failure_rate'], True)} | {m['truncated']} |"
+        )
+    lines += ["", "Lengths (srpo_reward's length unit; first attempt and reflection over well-formed responses):", ""]
+    lines += [
+        "| benchmark | first attempt mean | reflection mean | response mean | L / (2 L1) median | L / (2 L1) p10-p90 | near target |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in scopes:
+        lg = m["lengths"]
+        r = lg["ratio_to_target"]
+        band = "n/a" if r["p10"] is None else f"{r['p10']:.2f}-{r['p90']:.2f}"
+        lines.append(
+            f"| {name} | {_fmt(lg['first_attempt']['mean'])} | {_fmt(lg['reflection']['mean'])} | {_fmt(lg['total']['mean'])} | "
+            f"{_fmt(r['median'])} | {band} | {_fmt(lg['share_near_target'], True)} |"
+        )
+    failures = run["overall"]["format_failures"]
+    if failures:
+        lines += ["", "Format failures by reason: " + ", ".join(f"`{k}` {v}" for k, v in failures.items())]
+    wf = run["overall"]["well_formed"]
+    lines += [
+        "",
+        f"Among the {wf['responses']} well-formed responses: fix rate {_fmt(wf['fix_rate'], True)}, "
+        f"harm rate {_fmt(wf['harm_rate'], True)}.",
+    ]
+    inp = run["input"]
+    lines += ["", f"Input: {inp['records']} records, {inp['usable']} graded, {inp['unusable']} unusable."]
+    for code, count in inp["errors"].items():
+        if count:
+            lines.append(f"- `{code}` ({inp['error_meanings'][code]}): {count}")
+    if inp["matched_by_text_ambiguous"]:
+        lines.append(
+            f"- verl dump records whose prompt matched several questions graded identically (assigned to the first): "
+            f"{inp['matched_by_text_ambiguous']}"
+        )
+    if inp["duplicate_samples"]:
+        lines.append(f"- duplicate (id, sample) pairs: {inp['duplicate_samples']}")
+    missing = run["overall"]["questions_missing"]
+    if missing:
+        lines.append(f"- questions of the data without any response: {missing}")
+    d = run["data"]
+    if d["duplicate_id_count"] or d["missing_ground_truth_count"]:
+        lines.append(
+            f"- data problems: {d['duplicate_id_count']} duplicate ids, {d['missing_ground_truth_count']} rows without ground truth"
+        )
+    return lines + [""]
+
+
+def render_markdown(runs: Sequence[Mapping[str, Any]], comparison: Mapping[str, Any] | None) -> str:
+    lines = [
+        "# SRPO reflection report",
+        "",
+        "Transitions are first answer → final answer; every response counts once "
+        "(a response with a single answer counts as right→right or wrong→wrong). "
+        "Fix rate = wrong→right / first wrong; harm rate = right→wrong / first right.",
+        "",
+        "![transitions](transitions.png)",
+        "",
+        "![lengths](lengths.png)",
+        "",
+    ]
+    if comparison is not None:
+        names = comparison["runs"]
+        lines += ["## Side by side", ""]
+        for scope, rows in comparison["scopes"].items():
+            lines += [f"### {scope}", "", "| metric | " + " | ".join(names) + " | delta |", "|---|" + "---:|" * (len(names) + 1)]
+            for path, label, is_rate in COMPARE_ROWS:
+                row = rows[path]
+                vals = " | ".join(_fmt(v, is_rate) for v in row["values"])
+                delta = row["delta"]
+                dtxt = "n/a" if delta is None else (f"{100 * delta:+.1f} pt" if is_rate else f"{delta:+.2f}")
+                lines.append(f"| {label} | {vals} | {dtxt} |")
+            lines.append("")
+    for run in runs:
+        lines += _run_markdown(run)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- main
+def build_report(
+    rollout_paths: Sequence[str | Path],
+    data_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    names: Sequence[str] | None = None,
+    unit: str = "approx_tokens",
+    timeout: float = 5.0,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Grade, summarize and write every output file; returns the ``summary.json`` content."""
+    from srpo_reward.config import RewardConfig
+
+    cfg = RewardConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_data(data_paths)
+    if names is None:
+        names = [Path(p).stem for p in rollout_paths]
+        if len(set(names)) != len(names):
+            names = [f"run{i + 1}-{n}" for i, n in enumerate(names)]
+    if len(names) != len(rollout_paths):
+        raise ValueError(f"--names gives {len(names)} names for {len(rollout_paths)} rollout files")
+    runs, results_by_run = [], {}
+    for name, path in zip(names, rollout_paths):
+        rollouts = read_rollouts(path, data)
+        results = score_all(rollouts, data, unit, timeout, desc=f"grading {name}")
+        summary = summarize_run(name, rollouts, results, data, cfg.len_target_ratio, cfg.len_max_ratio)
+        summary["rollouts_file"] = str(path)
+        runs.append(summary)
+        results_by_run[name] = results
+        with (out / f"samples-{name}.jsonl").open("w", encoding="utf-8") as f:
+            for r in results:
+                f.write(json.dumps({**dataclasses.asdict(r), "transition": r.transition}, ensure_ascii=False) + "\n")
+    comparison = compare(runs) if len(runs) > 1 else None
+    report = {
+        "data_files": [str(p) for p in data_paths],
+        "length_unit": unit,
+        "runs": runs,
+        "comparison": comparison,
+    }
+    (out / "summary.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(runs, comparison), encoding="utf-8")
+    if plots:
+        from srpo_eval.plots import plot_lengths, plot_transitions
+
+        plot_transitions(runs, out / "transitions.png")
+        plot_lengths(results_by_run, out / "lengths.png", cfg.len_target_ratio)
+    return report
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m srpo_eval.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("rollouts", nargs="+", help="one rollout JSONL per run (ours, a user's JSONL, or a verl validation dump)")
+    p.add_argument("--data", nargs="+", required=True, help="the evaluation parquet file(s) the rollouts answer")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--names", nargs="+", help="run names (default: the rollout file names)")
+    p.add_argument("--unit", default="approx_tokens", choices=("approx_tokens", "chars", "words"), help="length unit (default: approx_tokens, srpo_reward's)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer for math-verify (default 5)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = build_report(args.rollouts, args.data, args.out, args.names, args.unit, args.timeout, not args.no_plots)
+    for run in report["runs"]:
+        o, inp = run["overall"], run["input"]
+        print(
+            f"[{run['run']}] {inp['records']} records, {inp['usable']} graded, {inp['unusable']} unusable, "
+            f"{o['questions_missing']} questions without a response | acc first {_fmt(o['acc_first'], True)} "
+            f"final {_fmt(o['acc_final'], True)} | fix {_fmt(o['fix_rate'], True)} harm {_fmt(o['harm_rate'], True)} | "
+            f"format failures {_fmt(o['format_failure_rate'], True)} | truncated {o['truncated']}"
+        )
+    print(f"wrote {Path(args.out) / 'report.md'}, summary.json, transitions.png, lengths.png")
+    usable = sum(run["input"]["usable"] for run in report["runs"])
+    if usable == 0:
+        print("error: no usable rollout in any input (see the report's input section)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Grade one rollout: format, first and final answer, transition, lengths.
+
+Uses ``srpo_reward``'s own parser (:func:`srpo_reward.format.parse_response`),
+grader (:func:`srpo_reward.grading.grade_answer`, given the question's
+``answer_type`` and ``options`` from ``extra_info``) and length unit
+(:func:`srpo_reward.length.count_units`), so the report agrees with the
+training reward.
+
+Transitions are defined for every response, so the four cells add up to the
+number of responses: a response with one ``<answer>`` has first = final answer
+(right-right or wrong-wrong), one with none is wrong-wrong.  This keeps
+``acc_first = (RR + RW) / n`` and ``acc_final = (RR + WR) / n``.
+
+Adapter: ``srpo_reward``'s choice rule knows letters A-E; MMMU-Pro has up to
+ten options (A-J), so for more than five options :func:`wide_choice_letter`
+does the same job over the question's own letters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from srpo_eval.data import DataItem
+from srpo_eval.rollouts import Rollout
+
+#: Cell names of the transition matrix: first answer right/wrong, then final answer right/wrong.
+TRANSITIONS = ("right_right", "wrong_right", "right_wrong", "wrong_wrong")
+
+#: Parse failures that look like a response cut off by the token limit.
+CUT_OFF_REASONS = frozenset({"unclosed_tag"})
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Everything the report needs about one graded response."""
+
+    id: str
+    benchmark: str
+    sample: int
+    format_ok: bool
+    format_reason: str
+    first_correct: bool
+    final_correct: bool
+    has_first_answer: bool
+    #: ``finish_reason == "length"``, or (when the finish reason is unknown) an unclosed tag.
+    truncated: bool
+    #: Grade statuses of the first and final answers (``ok``, ``no_answer``, ``timeout``, ...).
+    first_status: str
+    final_status: str
+    len_total: int
+    #: First attempt (T1 + A1) and reflection lengths; None when the format is invalid.
+    len_first: int | None
+    len_reflection: int | None
+    first_answer: str | None
+    final_answer: str | None
+
+    @property
+    def transition(self) -> str:
+        return ("right" if self.first_correct else "wrong") + "_" + ("right" if self.final_correct else "wrong")
+
+
+def wide_choice_letter(text: str, options: Sequence[str]) -> str | None:
+    """The one option letter (among the question's own letters) an answer names, else None.
+
+    Accepts ``"J"``, ``"(J)"``, ``"J."``, ``"Option J: ..."``, ``"\\boxed{J}"`` or the text of exactly
+    one option.
+    """
+    from srpo_reward.grading import normalize_text
+
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[: len(options)]
+    if not letters:
+        return None
+    s = normalize_text(text)
+    cls = f"[{letters}]"
+    m = re.fullmatch(rf"\(?\s*({cls})\s*\)?\s*[.:)]?", s, flags=re.IGNORECASE)
+    if m:
+        return m.group(1).upper()
+    m = re.match(
+        rf"(?i:(?:the\s+)?(?:correct\s+|final\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*)?\(?({cls})\)?(?=[.:)\s]|$)",
+        s,
+    )
+    if m:
+        named = {m.group(1)} | set(re.findall(rf"\(({cls})\)", s))
+        return named.pop() if len(named) == 1 else None
+    key = s.casefold()
+    hits = [letters[i] for i, opt in enumerate(options) if normalize_text(str(opt)).casefold() == key]
+    return hits[0] if len(hits) == 1 else None
+
+
+def grade(pred: str | None, item: DataItem, timeout: float = 5.0) -> tuple[bool, str]:
+    """(correct, status) for one extracted answer, with the question's answer type."""
+    from srpo_reward.grading import grade_answer
+
+    if item.answer_type == "multiple_choice" and len(item.options) > 5:
+        if not pred or not pred.strip():
+            return False, "no_answer"
+        gold = wide_choice_letter(item.ground_truth, item.options)
+        if gold is None:
+            return False, "gold_unparsable"
+        return wide_choice_letter(pred, item.options) == gold, "ok"
+    g = grade_answer(
+        pred,
+        item.ground_truth,
+        timeout,
+        options=list(item.options) or None,
+        answer_type=item.answer_type,
+    )
+    return g.correct, g.status
+
+
+def score_rollout(rollout: Rollout, item: DataItem, unit: str = "approx_tokens", timeout: float = 5.0) -> SampleResult:
+    """Grade one usable rollout (``rollout.response`` is a string) against its question."""
+    from srpo_reward.format import parse_response
+    from srpo_reward.length import count_units
+
+    text = rollout.response or ""
+    parsed = parse_response(text)
+    first_ok, first_status = grade(parsed.first_answer, item, timeout)
+    if parsed.num_answers <= 1:
+        final_ok, final_status = first_ok, first_status
+    else:
+        final_ok, final_status = grade(parsed.final_answer, item, timeout)
+    if rollout.finish_reason is not None:
+        truncated = rollout.finish_reason == "length"
+    else:
+        truncated = parsed.reason in CUT_OFF_REASONS
+    return SampleResult(
+        id=item.id,
+        benchmark=item.benchmark,
+        sample=rollout.sample,
+        format_ok=parsed.ok,
+        format_reason=parsed.reason,
+        first_correct=first_ok,
+        final_correct=final_ok,
+        has_first_answer=parsed.first_answer is not None,
+        truncated=truncated,
+        first_status=first_status,
+        final_status=final_status,
+        len_total=count_units(text, unit),
+        len_first=count_units(parsed.first_attempt, unit) if parsed.ok and parsed.first_attempt else None,
+        len_reflection=count_units(parsed.reflection, unit) if parsed.ok and parsed.reflection else None,
+        first_answer=parsed.first_answer,
+        final_answer=parsed.final_answer,
+    )
