@@ -69,6 +69,18 @@ def user_text(prompt: Any) -> str:
     return ""
 
 
+def question_id(row: Mapping[str, Any], position: int) -> str:
+    """``extra_info["id"]`` if set, else ``"<data_source>-<extra_info.index or row position>"``."""
+    extra = row.get("extra_info") or {}
+    if not isinstance(extra, Mapping):
+        extra = {}
+    qid = extra.get("id")
+    if qid is None or qid == "":
+        data_source = str(row.get("data_source") or extra.get("benchmark") or "unknown")
+        qid = f"{data_source}-{extra.get('index', position)}"
+    return str(qid)
+
+
 def item_from_row(row: Mapping[str, Any], position: int) -> DataItem | None:
     """A :class:`DataItem` from one parquet row, or None if it has no ground truth."""
     extra = row.get("extra_info") or {}
@@ -78,10 +90,6 @@ def item_from_row(row: Mapping[str, Any], position: int) -> DataItem | None:
     benchmark = str(extra.get("benchmark") or data_source)
     rm = row.get("reward_model") or {}
     gt = rm.get("ground_truth") if isinstance(rm, Mapping) else None
-    qid = extra.get("id")
-    if qid is None or qid == "":
-        index = extra.get("index", position)
-        qid = f"{data_source}-{index}"
     if gt is None or (isinstance(gt, str) and not gt.strip()):
         return None
     answer_type = extra.get("answer_type") or "expression"
@@ -89,7 +97,7 @@ def item_from_row(row: Mapping[str, Any], position: int) -> DataItem | None:
         answer_type = "expression"
     options = extra.get("options") or ()
     return DataItem(
-        id=str(qid),
+        id=question_id(row, position),
         benchmark=benchmark,
         ground_truth=str(gt),
         answer_type=str(answer_type),

@@ -29,7 +29,7 @@ from typing import Any
 from srpo_eval.data import DataSet, load_data
 from srpo_eval.rollouts import Rollout, read_rollouts
 from srpo_eval.scoring import TRANSITIONS, SampleResult, score_rollout
-from srpo_eval.summary import COMPARE_ROWS, compare, lookup, summarize_run
+from srpo_eval.summary import COMPARE_ROWS, compare, summarize_run
 
 
 def score_all(rollouts: Sequence[Rollout], data: DataSet, unit: str, timeout: float, desc: str = "grading") -> list[SampleResult]:

@@ -19,7 +19,8 @@ EXPECTED_BLOCKS = ("think", "answer", "reflection", "think", "answer")
 
 #: Any opening or closing tag of the three kinds the format uses.
 _TAG_RE = re.compile(r"<(/?)(think|answer|reflection)>")
-_ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+#: An innermost ``<answer>...</answer>`` (no ``<answer>`` inside), for the lenient scan.
+_ANSWER_BLOCK_RE = re.compile(r"<answer>((?:(?!<answer>).)*?)</answer>", re.DOTALL)
 _INLINE_MATH_RE = re.compile(r"\$+")
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 

@@ -64,7 +64,7 @@ _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right)\b")
 def normalize_text(s: str) -> str:
     """Strip math delimiters, ``\\text{}`` wrappers and spacing commands."""
     s = s.strip()
-    s = s.replace("$", "")
+    s = s.replace("\\$", "").replace("$", "")  # a currency sign, then math delimiters
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
     for _ in range(3):  # nested \text{\textbf{..}}
         s = _TEXT_CMD_RE.sub(r"\1", s)
@@ -190,7 +190,8 @@ def math_verify_grade(gold: str, pred: str) -> tuple[str, bool]:
     from math_verify import parse, verify
 
     gold_parsed = _parse_gold(gold)
-    if not gold_parsed:
+    if not any(not isinstance(x, str) for x in gold_parsed):
+        # Nothing but math-verify's raw-string fallback: the gold is not math we can check.
         return "gold_unparsable", False
     pred_parsed = parse(_boxed(pred), parsing_timeout=None)
     if not pred_parsed:
@@ -227,7 +228,7 @@ class _Worker:
         self.ready = False
 
     def _readline(self, deadline: float) -> str | None:
-        """One line from the worker, or None when the deadline passes or the worker died."""
+        """One line from the worker, ``""`` if it died, or None when the deadline passes."""
         fd = self.proc.stdout
         while True:
             left = deadline - time.monotonic()
@@ -235,12 +236,11 @@ class _Worker:
                 return None
             readable, _, _ = select.select([fd], [], [], left)
             if readable:
-                line = fd.readline()
-                return line or None
+                return fd.readline()  # "" when the worker died
 
     def grade(self, gold: str, pred: str, timeout: float) -> tuple[str, bool]:
         if not self.ready:
-            if self._readline(time.monotonic() + QUEUE_ALLOWANCE_S) is None:
+            if not self._readline(time.monotonic() + QUEUE_ALLOWANCE_S):
                 raise RuntimeError("grading worker did not start")
             self.ready = True
         self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}) + "\n")
@@ -248,6 +248,8 @@ class _Worker:
         line = self._readline(time.monotonic() + timeout)
         if line is None:
             raise TimeoutError
+        if not line:
+            raise RuntimeError("grading worker died")
         resp = json.loads(line)
         return resp["status"], resp["correct"]
 

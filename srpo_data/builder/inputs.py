@@ -1,0 +1,250 @@
+"""Input rows for the builder: verl RL parquet (from ``srpo_data.prepare_rl``) or JSONL + image folder.
+
+Each row becomes a :class:`Sample` whose ``sample_id`` is a hash of its content (question,
+ground truth, image bytes), so the id does not depend on row order and a rerun on the same data
+finds its stored steps.  Rows that cannot be used are yielded as :class:`BadRow` with a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Rows read from a parquet file per batch (images stay in memory only per batch).
+PARQUET_BATCH_ROWS = 64
+IMAGE_TOKEN = "<image>"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One question with its image(s) and ground truth."""
+
+    sample_id: str
+    row: int
+    question: str
+    ground_truth: str
+    images: tuple[bytes, ...]
+    #: The user turn(s) of the SFT target, with one ``<image>`` per image (the RL row's own
+    #: prompt when the input is an RL parquet, so SFT and RL prompts are the same text).
+    sft_prompt: tuple[dict[str, str], ...]
+    data_source: str = ""
+    #: Image paths relative to the image folder (JSONL input), for ``image_url_prefix``.
+    image_refs: tuple[str, ...] = ()
+    #: The id the input gave the row, if any (kept in the outputs for traceability).
+    source_id: str = ""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    row: int
+    reason: str
+
+
+def content_id(question: str, ground_truth: str, images: tuple[bytes, ...]) -> str:
+    h = hashlib.sha256()
+    for part in (question.encode("utf-8"), ground_truth.encode("utf-8"), *(hashlib.sha256(b).digest() for b in images)):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()[:32]
+
+
+def image_mime(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def to_browser_image(data: bytes) -> tuple[bytes, str]:
+    """Bytes and MIME type every OpenAI-compatible server accepts (other formats become PNG)."""
+    mime = image_mime(data)
+    if mime is not None:
+        return data, mime
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue(), "image/png"
+
+
+def data_url(data: bytes) -> str:
+    payload, mime = to_browser_image(data)
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+
+
+def default_sft_prompt(question: str, n_images: int) -> tuple[dict[str, str], ...]:
+    from srpo_reward.prompts import render_prompt
+
+    return ({"role": "user", "content": IMAGE_TOKEN * n_images + render_prompt(question)},)
+
+
+def _check_prompt(prompt: Any, n_images: int) -> tuple[dict[str, str], ...] | str:
+    if not isinstance(prompt, list) or not prompt:
+        return "prompt_not_messages"
+    msgs = []
+    for m in prompt:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            return "prompt_not_messages"
+        msgs.append({"role": m["role"], "content": m["content"]})
+    if msgs[-1]["role"] != "user":
+        return "prompt_last_not_user"
+    n_tokens = sum(m["content"].count(IMAGE_TOKEN) for m in msgs)
+    if n_tokens != n_images:
+        return "image_token_count_mismatch"
+    return tuple(msgs)
+
+
+def _rl_row(rec: dict[str, Any], row: int, base: Path) -> Sample | BadRow:
+    extra = rec.get("extra_info") or {}
+    reward = rec.get("reward_model") or {}
+    question = extra.get("question")
+    gt = reward.get("ground_truth", extra.get("answer"))
+    if not isinstance(question, str) or not question.strip():
+        return BadRow(row, "missing_question")
+    if isinstance(gt, int | float) and not isinstance(gt, bool):
+        gt = str(gt)
+    if not isinstance(gt, str) or not gt.strip():
+        return BadRow(row, "missing_ground_truth")
+    images: list[bytes] = []
+    for img in rec.get("images") or []:
+        data = img.get("bytes") if isinstance(img, dict) else None
+        if data is None and isinstance(img, dict) and img.get("path"):
+            p = (base / img["path"]).resolve()
+            if not p.is_file():
+                return BadRow(row, "missing_image")
+            data = p.read_bytes()
+        if not data:
+            return BadRow(row, "missing_image")
+        images.append(bytes(data))
+    prompt = _check_prompt(rec.get("prompt"), len(images))
+    if isinstance(prompt, str):
+        return BadRow(row, prompt)
+    imgs = tuple(images)
+    return Sample(
+        sample_id=content_id(question, gt, imgs),
+        row=row,
+        question=question,
+        ground_truth=gt.strip(),
+        images=imgs,
+        sft_prompt=prompt,
+        data_source=str(rec.get("data_source") or ""),
+        source_id=str(extra.get("index", "")),
+    )
+
+
+def iter_parquet(path: Path, limit: int | None = None) -> Iterator[Sample | BadRow]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    row = 0
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        for rec in batch.to_pylist():
+            if limit is not None and row >= limit:
+                return
+            yield _rl_row(rec, row, path.parent)
+            row += 1
+
+
+def _jsonl_row(
+    rec: Any,
+    row: int,
+    image_dir: Path,
+    keys: dict[str, str],
+) -> Sample | BadRow:
+    if not isinstance(rec, dict):
+        return BadRow(row, "not_an_object")
+    question, gt = rec.get(keys["question"]), rec.get(keys["answer"])
+    if not isinstance(question, str) or not question.strip():
+        return BadRow(row, "missing_question")
+    if isinstance(gt, int | float) and not isinstance(gt, bool):
+        gt = str(gt)
+    if not isinstance(gt, str) or not gt.strip():
+        return BadRow(row, "missing_ground_truth")
+    refs = rec.get(keys["images"], rec.get("image", []))
+    if isinstance(refs, str):
+        refs = [refs]
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        return BadRow(row, "bad_image_field")
+    root = image_dir.resolve()
+    images = []
+    for ref in refs:
+        p = (root / ref).resolve()
+        if not p.is_relative_to(root):
+            return BadRow(row, "image_outside_folder")
+        if not p.is_file():
+            return BadRow(row, "missing_image")
+        images.append(p.read_bytes())
+    imgs = tuple(images)
+    return Sample(
+        sample_id=content_id(question, gt, imgs),
+        row=row,
+        question=question,
+        ground_truth=gt.strip(),
+        images=imgs,
+        sft_prompt=default_sft_prompt(question, len(imgs)),
+        data_source=str(rec.get("data_source", "jsonl")),
+        image_refs=tuple(refs),
+        source_id=str(rec.get(keys["id"], "")),
+    )
+
+
+def iter_jsonl(
+    path: Path, image_dir: Path | None, keys: dict[str, str], limit: int | None = None
+) -> Iterator[Sample | BadRow]:
+    folder = image_dir if image_dir is not None else path.parent
+    with path.open(encoding="utf-8") as fh:
+        row = 0
+        for line in fh:
+            if not line.strip():
+                continue
+            if limit is not None and row >= limit:
+                return
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                yield BadRow(row, "bad_json")
+            else:
+                yield _jsonl_row(rec, row, folder, keys)
+            row += 1
+
+
+def count_rows(path: Path, limit: int | None = None) -> int:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        n = pq.ParquetFile(path).metadata.num_rows
+    else:
+        with path.open(encoding="utf-8") as fh:
+            n = sum(1 for line in fh if line.strip())
+    return min(n, limit) if limit is not None else n
+
+
+def iter_samples(
+    path: Path,
+    *,
+    image_dir: Path | None = None,
+    keys: dict[str, str] | None = None,
+    limit: int | None = None,
+) -> Iterator[Sample | BadRow]:
+    """Samples (or bad rows) of ``path`` in file order: ``.parquet`` or ``.jsonl``/``.json`` lines."""
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {path}")
+    if path.suffix == ".parquet":
+        return iter_parquet(path, limit)
+    if path.suffix in (".jsonl", ".json"):
+        k = {"question": "question", "answer": "answer", "images": "images", "id": "id"}
+        k.update(keys or {})
+        return iter_jsonl(path, image_dir, k, limit)
+    raise ValueError(f"input must be .parquet (verl RL schema) or .jsonl, got {path}")

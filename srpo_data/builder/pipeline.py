@@ -1,0 +1,431 @@
+"""The async run: every sample goes attempt -> grade -> reflection -> revision -> filter.
+
+Each paid call is looked up in the step store first (key: :func:`steps.step_key`); a call is
+made only when its key is absent, and its result is appended durably before the sample moves
+on.  So a rerun replays stored steps for free and continues where the last run stopped.  A
+sample whose step failed (retries exhausted, or the teacher never returned valid JSON) is
+recorded in ``failures.jsonl`` under that step's key and skipped on reruns unless
+``retry_failed`` is set.  Drops (the filter) are recomputed from stored steps on every run: they
+cost nothing and follow the current code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from srpo_data.builder.client import ChatResult, EndpointClient, EndpointError, FatalEndpointError
+from srpo_data.builder.config import BuildConfig
+from srpo_data.builder.inputs import BadRow, Sample, data_url
+from srpo_data.builder.steps import (
+    attempt_messages,
+    build_target,
+    parse_reflection,
+    parse_two_blocks,
+    quotes_ground_truth,
+    reflection_messages,
+    revise_messages,
+    step_key,
+)
+from srpo_data.builder.store import JsonlStore
+
+KEPT, DROPPED, FAILED, INTERRUPTED = "kept", "dropped", "failed", "interrupted"
+
+GradeFn = Callable[[str | None, str, float], Any]
+
+
+def default_grader(pred: str | None, gold: str, timeout: float) -> Any:
+    from srpo_reward.grading import grade_answer
+
+    return grade_answer(pred, gold, timeout=timeout)
+
+
+@dataclass
+class Outcome:
+    sample_id: str
+    row: int
+    status: str
+    reason: str = ""
+    first_correct: bool | None = None
+    target: str | None = None
+    #: Steps that have a stored result (attempt, reflection, revision).
+    steps_done: tuple[str, ...] = ()
+    #: Tokens of the stored calls this sample used, per endpoint role.
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, reason: str, detail: str = ""):
+        super().__init__(f"{step}:{reason}")
+        self.step, self.reason, self.detail = step, reason, detail
+
+
+class Stopping(Exception):
+    """The user asked to stop; the sample is left for the next run."""
+
+
+class Runner:
+    """Holds clients, stores and counters of one run.  Use :meth:`run` from ``asyncio.run``."""
+
+    def __init__(self, cfg: BuildConfig, grader: GradeFn = default_grader):
+        self.cfg = cfg
+        self.grader = grader
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        self.store = JsonlStore(cfg.out / "steps.jsonl", keep="first")
+        self.failures = JsonlStore(cfg.out / "failures.jsonl", keep="last")
+        self.stop: asyncio.Event | None = None  # created inside the running loop by run()
+        self.fatal: FatalEndpointError | None = None
+        self.clients: dict[str, EndpointClient] = {}
+
+    # ------------------------------------------------------------------ one paid step
+    async def _call(
+        self, sample: Sample, step: str, role: str, key: str, messages: Callable[[], list[dict[str, Any]]], try_index: int = 0
+    ) -> dict[str, Any]:
+        rec = self.store.get(key)
+        if rec is not None:
+            return rec
+        if self.stop is not None and self.stop.is_set():
+            raise Stopping()
+        fail = self.failures.get(key)
+        if fail is not None and not self.cfg.retry_failed:
+            raise StepFailed(step, fail.get("reason", "failed"), "recorded in failures.jsonl")
+        client = self.clients[role]
+        try:
+            result: ChatResult = await client.chat(messages())
+        except FatalEndpointError as exc:
+            self.fatal = exc
+            assert self.stop is not None
+            self.stop.set()
+            raise Stopping() from None
+        except EndpointError as exc:
+            raise StepFailed(step, exc.reason, exc.detail) from None
+        rec = {
+            "key": key,
+            "sample_id": sample.sample_id,
+            "step": step,
+            "try": try_index,
+            "role": role,
+            "content": result.content,
+            "finish_reason": result.finish_reason,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "http_tries": result.tries,
+            "time": round(time.time(), 3),
+        }
+        await asyncio.to_thread(self.store.append, rec)
+        return rec
+
+    async def _grade(self, pred: str | None, gold: str) -> Any:
+        return await asyncio.to_thread(self.grader, pred, gold, self.cfg.grade_timeout)
+
+    def _image_urls(self, sample: Sample) -> list[str]:
+        if self.cfg.image_url_prefix and sample.image_refs:
+            return [self.cfg.image_url_prefix + ref for ref in sample.image_refs]
+        return [data_url(b) for b in sample.images]
+
+    # ------------------------------------------------------------------ one sample
+    async def process(self, sample: Sample) -> Outcome:
+        done: list[str] = []
+        tokens: dict[str, dict[str, int]] = {}
+
+        def used(rec: dict[str, Any]) -> None:
+            t = tokens.setdefault(rec["role"], {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+            t["prompt_tokens"] += int(rec.get("prompt_tokens", 0))
+            t["completion_tokens"] += int(rec.get("completion_tokens", 0))
+            t["calls"] += 1
+
+        def out(status: str, reason: str = "", **kw: Any) -> Outcome:
+            return Outcome(sample.sample_id, sample.row, status, reason, steps_done=tuple(done), tokens=tokens, **kw)
+
+        try:
+            return await self._process(sample, done, used, out)
+        except StepFailed as exc:
+            await self._record_failure(sample, exc)
+            return out(FAILED, f"{exc.step}:{exc.reason}")
+        except Stopping:
+            return out(INTERRUPTED, "stopped")
+
+    async def _record_failure(self, sample: Sample, exc: StepFailed) -> None:
+        key = getattr(exc, "key", None)
+        if key is None:
+            return
+        existing = self.failures.get(key)
+        if existing is not None and not self.cfg.retry_failed:
+            return  # replayed from the failure log, nothing new to write
+        await asyncio.to_thread(
+            self.failures.append,
+            {
+                "key": key,
+                "sample_id": sample.sample_id,
+                "row": sample.row,
+                "source_id": sample.source_id,
+                "step": exc.step,
+                "reason": exc.reason,
+                "detail": exc.detail,
+                "time": round(time.time(), 3),
+            },
+        )
+
+    async def _process(self, sample: Sample, done: list[str], used: Callable, out: Callable) -> Outcome:
+        cfg = self.cfg
+        urls: list[str] | None = None
+
+        def image_urls() -> list[str]:
+            nonlocal urls
+            if urls is None:
+                urls = self._image_urls(sample)
+            return urls
+
+        # 1. attempt (policy)
+        k_att = step_key(sample.sample_id, "attempt", cfg.policy.fingerprint())
+        try:
+            att = await self._call(sample, "attempt", "policy", k_att, lambda: attempt_messages(sample.question, image_urls()))
+        except StepFailed as exc:
+            exc.key = k_att  # type: ignore[attr-defined]
+            raise
+        done.append("attempt")
+        used(att)
+        if att["finish_reason"] == "length":
+            return out(DROPPED, "attempt_truncated")
+        if att["finish_reason"] != "stop":
+            return out(DROPPED, f"attempt_finish_{att['finish_reason']}")
+        first = parse_two_blocks(att["content"], "first")
+        if not first.ok:
+            return out(DROPPED, f"attempt_format:{first.reason}")
+
+        # 2. grade the first answer with the reward's own grader
+        g1 = await self._grade(first.answer, sample.ground_truth)
+        if g1.status == "gold_unparsable":
+            return out(DROPPED, "gold_unparsable")
+        if g1.status in ("timeout", "error"):
+            return out(DROPPED, f"grade1_{g1.status}")
+        first_correct = bool(g1.correct)
+        attempt_text = f"<think>{first.think}</think> <answer>{first.answer_block}</answer>"
+
+        # 3. reflection (teacher), JSON {"reflection": ...}; a malformed reply is asked again
+        k_ref0 = step_key(sample.sample_id, "reflection", cfg.teacher.fingerprint(), upstream=k_att)
+
+        def k_ref_at(i: int) -> str:
+            return k_ref0 if i == 0 else step_key(
+                sample.sample_id, "reflection", cfg.teacher.fingerprint(), upstream=k_att, try_index=i
+            )
+
+        # Tries 0..json_retries; --retry-failed grants a fresh budget after the stored tries.
+        limit = cfg.json_retries + 1
+        if cfg.retry_failed and self.failures.get(k_ref0) is not None:
+            stored = 0
+            while k_ref_at(stored) in self.store:
+                stored += 1
+            limit = max(limit, stored + cfg.json_retries + 1)
+        reflection: str | None = None
+        k_ref = k_ref0
+        try_index, last_reason = 0, ""
+        while reflection is None:
+            k_ref = k_ref_at(try_index)
+            if k_ref not in self.store and try_index >= limit:
+                exc = StepFailed("reflection", "teacher_bad_json", last_reason)
+                exc.key = k_ref0  # type: ignore[attr-defined]
+                raise exc
+            if k_ref not in self.store:
+                fail = self.failures.get(k_ref0)
+                if fail is not None and not cfg.retry_failed:
+                    exc = StepFailed("reflection", fail.get("reason", "failed"), "recorded in failures.jsonl")
+                    exc.key = k_ref0  # type: ignore[attr-defined]
+                    raise exc
+            try:
+                rec = await self._call(
+                    sample,
+                    "reflection",
+                    "teacher",
+                    k_ref,
+                    lambda: reflection_messages(
+                        sample.question, image_urls(), attempt_text, first.answer, sample.ground_truth, first_correct
+                    ),
+                    try_index,
+                )
+            except StepFailed as exc:
+                exc.key = k_ref0  # type: ignore[attr-defined]
+                raise
+            used(rec)
+            reflection, last_reason = parse_reflection(rec["content"])
+            if rec["finish_reason"] != "stop" and reflection is None:
+                last_reason = f"finish_{rec['finish_reason']}"
+            try_index += 1
+        done.append("reflection")
+
+        # 4. revised attempt (policy or teacher)
+        role = cfg.revise_with
+        endpoint = cfg.policy if role == "policy" else cfg.teacher
+        k_rev = step_key(sample.sample_id, "revision", endpoint.fingerprint(), upstream=k_ref + "|" + role)
+        try:
+            rev = await self._call(
+                sample, "revision", role, k_rev, lambda: revise_messages(sample.question, image_urls(), attempt_text, reflection)
+            )
+        except StepFailed as exc:
+            exc.key = k_rev  # type: ignore[attr-defined]
+            raise
+        done.append("revision")
+        used(rev)
+        if rev["finish_reason"] == "length":
+            return out(DROPPED, "revision_truncated", first_correct=first_correct)
+        if rev["finish_reason"] != "stop":
+            return out(DROPPED, f"revision_finish_{rev['finish_reason']}", first_correct=first_correct)
+        second = parse_two_blocks(rev["content"], "second")
+        if not second.ok:
+            return out(DROPPED, f"revision_format:{second.reason}", first_correct=first_correct)
+
+        # 5. filter: the reward's format check, a correct final answer, no leaked ground truth
+        from srpo_reward.format import parse_response
+
+        assert first.think and first.answer_block and second.think and second.answer_block
+        target = build_target(first.think, first.answer_block, reflection, second.think, second.answer_block)
+        parsed = parse_response(target)
+        if not parsed.ok:
+            return out(DROPPED, f"target_format:{parsed.reason}", first_correct=first_correct)
+        g2 = await self._grade(parsed.final_answer, sample.ground_truth)
+        if g2.status in ("timeout", "error"):
+            return out(DROPPED, f"grade2_{g2.status}", first_correct=first_correct)
+        if not g2.correct:
+            return out(DROPPED, "final_wrong", first_correct=first_correct)
+        if quotes_ground_truth(reflection, sample.ground_truth):
+            return out(DROPPED, "reflection_quotes_ground_truth", first_correct=first_correct)
+        return out(KEPT, "", first_correct=first_correct, target=target)
+
+    # ------------------------------------------------------------------ the whole run
+    async def run(self, samples: Iterable[Sample | BadRow], total: int | None = None) -> "RunResult":
+        cfg = self.cfg
+        self.stop = asyncio.Event()
+        self.clients = {"policy": EndpointClient("policy", cfg.policy), "teacher": EndpointClient("teacher", cfg.teacher)}
+        result = RunResult()
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[Outcome]] = set()
+        sigints = 0
+
+        def on_sigint() -> None:
+            nonlocal sigints
+            sigints += 1
+            assert self.stop is not None
+            self.stop.set()
+            if sigints == 1:
+                tqdm.write("Ctrl-C: finishing the calls in flight and flushing (Ctrl-C again to abort them)")
+            else:
+                for t in list(tasks):
+                    t.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            installed = True
+        except (NotImplementedError, RuntimeError):
+            installed = False
+
+        bar = tqdm(total=total, unit="sample", disable=not cfg.progress, dynamic_ncols=True, smoothing=0.05)
+        slots = asyncio.Semaphore(cfg.in_flight())
+        seen: set[str] = set()
+
+        def finished(task: asyncio.Task[Outcome]) -> None:
+            tasks.discard(task)
+            slots.release()
+            if task.cancelled():
+                result.interrupted += 1
+            else:
+                exc = task.exception()
+                if exc is not None:
+                    result.errors.append(repr(exc))
+                else:
+                    result.add(task.result())
+            bar.update(1)
+            bar.set_postfix(kept=result.kept, dropped=sum(result.dropped.values()), failed=sum(result.failed.values()), refresh=False)
+
+        try:
+            for item in samples:
+                if self.stop.is_set():
+                    break
+                result.samples_in += 1
+                if isinstance(item, BadRow):
+                    result.bad_input[item.reason] += 1
+                    bar.update(1)
+                    continue
+                if item.sample_id in seen:
+                    result.duplicates += 1
+                    bar.update(1)
+                    continue
+                seen.add(item.sample_id)
+                await slots.acquire()
+                if self.stop.is_set():
+                    slots.release()
+                    break
+                task = asyncio.create_task(self.process(item))
+                tasks.add(task)
+                task.add_done_callback(finished)
+            if tasks:
+                await asyncio.wait(set(tasks))
+            # let the done callbacks run
+            await asyncio.sleep(0)
+        finally:
+            bar.close()
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+            for name, client in self.clients.items():
+                result.usage[name] = client.usage.as_dict()
+                await client.aclose()
+            self.store.close()
+            self.failures.close()
+        result.stopped = self.stop.is_set()
+        result.fatal = str(self.fatal) if self.fatal else None
+        return result
+
+
+@dataclass
+class RunResult:
+    samples_in: int = 0
+    duplicates: int = 0
+    bad_input: Counter[str] = field(default_factory=Counter)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    kept: int = 0
+    kept_first_right: int = 0
+    kept_first_wrong: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    interrupted: int = 0
+    attempts: int = 0
+    reflections: int = 0
+    revisions: int = 0
+    tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    stopped: bool = False
+    fatal: str | None = None
+
+    def add(self, o: Outcome) -> None:
+        for role, t in o.tokens.items():
+            acc = self.tokens.setdefault(role, {"prompt_tokens": 0, "completion_tokens": 0, "calls": 0})
+            for k, v in t.items():
+                acc[k] += v
+        self.attempts += "attempt" in o.steps_done
+        self.reflections += "reflection" in o.steps_done
+        self.revisions += "revision" in o.steps_done
+        if o.status == INTERRUPTED:
+            self.interrupted += 1
+            return
+        self.outcomes[o.sample_id] = o
+        if o.status == KEPT:
+            self.kept += 1
+            if o.first_correct:
+                self.kept_first_right += 1
+            else:
+                self.kept_first_wrong += 1
+        elif o.status == DROPPED:
+            self.dropped[o.reason] += 1
+        elif o.status == FAILED:
+            self.failed[o.reason] += 1
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped and self.interrupted == 0 and not self.errors and self.fatal is None

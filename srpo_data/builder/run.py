@@ -1,0 +1,89 @@
+"""One full build: read input, run the pipeline, write outputs and the summary."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from srpo_data.builder.config import BuildConfig
+from srpo_data.builder.inputs import BadRow, Sample, count_rows, iter_samples
+from srpo_data.builder.outputs import SUMMARY_JSON, write_json, write_outputs
+from srpo_data.builder.pipeline import KEPT, GradeFn, Runner, RunResult, default_grader
+
+
+def _samples(cfg: BuildConfig) -> Iterator[Sample | BadRow]:
+    return iter_samples(
+        cfg.input,
+        image_dir=cfg.image_dir,
+        keys={"question": cfg.question_key, "answer": cfg.answer_key, "images": cfg.image_key, "id": cfg.id_key},
+        limit=cfg.limit,
+    )
+
+
+def _kept_in_order(cfg: BuildConfig, result: RunResult) -> Iterator[tuple[Sample, str, bool]]:
+    """Second pass over the input (images are not kept in memory during the run)."""
+    emitted: set[str] = set()
+    for item in _samples(cfg):
+        if isinstance(item, BadRow) or item.sample_id in emitted:
+            continue
+        o = result.outcomes.get(item.sample_id)
+        if o is not None and o.status == KEPT and o.target is not None:
+            emitted.add(item.sample_id)
+            yield item, o.target, bool(o.first_correct)
+
+
+def summarize(cfg: BuildConfig, result: RunResult, seconds: float, outputs: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "complete": result.complete,
+        "interrupted": result.stopped or result.interrupted > 0,
+        "fatal_error": result.fatal,
+        "input": str(cfg.input),
+        "samples_in": result.samples_in,
+        "bad_input": dict(sorted(result.bad_input.items())),
+        "duplicates": result.duplicates,
+        "attempts": result.attempts,
+        "reflections": result.reflections,
+        "revisions": result.revisions,
+        "kept": result.kept,
+        "kept_first_right": result.kept_first_right,
+        "kept_first_wrong": result.kept_first_wrong,
+        "dropped": dict(sorted(result.dropped.items())),
+        "dropped_total": sum(result.dropped.values()),
+        "failed": dict(sorted(result.failed.items())),
+        "failed_total": sum(result.failed.values()),
+        "not_finished": result.interrupted,
+        # Tokens of every stored call the processed samples use (what the data cost in total).
+        "tokens": result.tokens,
+        # What this process spent: requests (incl. retries), completions, tokens, errors by reason.
+        "this_run": result.usage,
+        "revise_with": cfg.revise_with,
+        "policy": {"base_url": cfg.policy.base_url, "model": cfg.policy.model},
+        "teacher": {"base_url": cfg.teacher.base_url, "model": cfg.teacher.model},
+        "seconds": round(seconds, 2),
+        "outputs": outputs,
+        "internal_errors": result.errors[:20],
+    }
+
+
+def build(cfg: BuildConfig, grader: GradeFn = default_grader) -> dict[str, Any]:
+    """Run a build and write its outputs; returns the summary (also in ``out/summary.json``).
+
+    Outputs are written only when every sample reached an end (kept, dropped or failed): an
+    interrupted run writes the summary alone, and the next run with the same arguments resumes.
+    """
+    # httpx logs every request at INFO; keep the console to the progress bar and the summary.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    start = time.monotonic()
+    total = count_rows(cfg.input, cfg.limit)
+    runner = Runner(cfg, grader)
+    result = asyncio.run(runner.run(_samples(cfg), total=total))
+    outputs = None
+    if result.complete:
+        outputs = write_outputs(cfg.out, _kept_in_order(cfg, result), cfg.dataset_name)
+    summary = summarize(cfg, result, time.monotonic() - start, outputs)
+    write_json(cfg.out / SUMMARY_JSON, summary)
+    return summary
