@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -67,6 +68,8 @@ class ChatResult:
     completion_tokens: int
     #: HTTP tries this call took (1 = no retry).
     tries: int = 1
+    #: The completion's ``id`` as the server gave it (for audits against server logs).
+    response_id: str = ""
 
 
 @dataclass
@@ -221,7 +224,9 @@ class EndpointClient:
         self.usage.completions += 1
         self.usage.prompt_tokens += prompt_tokens
         self.usage.completion_tokens += completion_tokens
-        return ChatResult(content or "", finish_reason, prompt_tokens, completion_tokens)
+        return ChatResult(
+            content or "", finish_reason, prompt_tokens, completion_tokens, response_id=str(getattr(completion, "id", "") or "")
+        )
 
     async def chat(self, messages: list[dict[str, Any]]) -> ChatResult:
         """One chat completion, retried on transient errors; raises :class:`EndpointError`."""
@@ -239,9 +244,7 @@ class EndpointClient:
                 if tries > 1:
                     self.usage.retries += 1
                 result = await self._once(messages)
-        return ChatResult(
-            result.content, result.finish_reason, result.prompt_tokens, result.completion_tokens, tries
-        )
+        return dataclasses.replace(result, tries=tries)
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:

@@ -114,10 +114,10 @@ def scripted_reply(body: dict[str, Any], script: Script) -> str:
     return f"<think>Reading the figure for: {q[:40]}</think> <answer>\\boxed{{{ans}}}</answer>"
 
 
-def completion(body: dict[str, Any], content: str) -> dict[str, Any]:
+def completion(body: dict[str, Any], content: str, request_digest: str = "") -> dict[str, Any]:
     prompt_chars = len(json.dumps(body.get("messages", [])))
     return {
-        "id": "chatcmpl-fake",
+        "id": f"chatcmpl-{request_digest or 'fake'}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
@@ -225,7 +225,7 @@ class FakeEndpoint:
                 await asyncio.sleep(s.hang_seconds)
                 return False
             content = scripted_reply(body, s)
-            data = json.dumps(completion(body, content)).encode()
+            data = json.dumps(completion(body, content, digest)).encode()
             if fault == "truncated":
                 self.log.append((time.monotonic(), digest, "truncated", None))
                 writer.write(self._response(200, data[: len(data) // 2], content_length=len(data)))

@@ -117,6 +117,7 @@ class Runner:
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,
             "http_tries": result.tries,
+            "response_id": result.response_id,
             "time": round(time.time(), 3),
         }
         await asyncio.to_thread(self.store.append, rec)

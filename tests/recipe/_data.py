@@ -1,0 +1,78 @@
+"""Small parquet files in the layouts the recipe reads (built offline for the recipe's tests).
+
+- ``write_geo3k_parquet``: the layout of verl's own ``examples/data_preprocess/geo3k.py``
+  (a user's existing RL parquet: plain prompt, ``extra_info.question``), which
+  ``SRPODataset`` must turn into SRPO prompts on the fly;
+- ``write_sft_parquet``: verl's multi-turn SFT layout (``messages`` + ``images``) with
+  five-block SRPO targets, as ``srpo_data.build_reflections`` writes it.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from srpo_reward.prompts import render_prompt
+
+GEO3K_INSTRUCTION = (
+    "You FIRST think about the reasoning process as an internal monologue and then provide the final answer. "
+    "The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST BE put in \\boxed{}."
+)
+
+
+def png_bytes(i: int, size: tuple[int, int] = (56, 56)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, ((37 * i) % 256, (91 * i) % 256, 128)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _problem(i: int) -> tuple[str, str]:
+    if i % 2:
+        return f"<image>Which option is the angle {i}? A. {i} B. {i + 1} C. {i + 2}", "B"
+    return f"<image>Find x if x = {i} + 2.", str(i + 2)
+
+
+def write_geo3k_parquet(path: Path, rows: int, split: str = "train") -> Path:
+    records = []
+    for i in range(rows):
+        problem, answer = _problem(i)
+        records.append(
+            {
+                "data_source": "hiyouga/geometry3k",
+                "prompt": [{"role": "user", "content": problem + " " + GEO3K_INSTRUCTION}],
+                "images": [{"bytes": png_bytes(i), "path": None}],
+                "ability": "math",
+                "reward_model": {"style": "rule", "ground_truth": answer},
+                "extra_info": {"split": split, "index": i, "answer": answer, "question": problem},
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(records).to_parquet(path)
+    return path
+
+
+def write_sft_parquet(path: Path, rows: int) -> Path:
+    records = []
+    for i in range(rows):
+        problem, answer = _problem(i)
+        question = problem.replace("<image>", "")
+        target = (
+            f"<think> Work it out. </think> <answer> \\boxed{{{answer}}} </answer> "
+            "<reflection> The steps check out. </reflection> "
+            f"<think> Confirmed. </think> <answer> \\boxed{{{answer}}} </answer>"
+        )
+        records.append(
+            {
+                "messages": [
+                    {"role": "user", "content": "<image>" + render_prompt(question)},
+                    {"role": "assistant", "content": target},
+                ],
+                "images": [{"bytes": png_bytes(i), "path": None}],
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(records).to_parquet(path)
+    return path
