@@ -132,7 +132,12 @@ def render_markdown(runs: Sequence[Mapping[str, Any]], comparison: Mapping[str, 
                 row = rows[path]
                 vals = " | ".join(_fmt(v, is_rate) for v in row["values"])
                 delta = row["delta"]
-                dtxt = "n/a" if delta is None else (f"{100 * delta:+.1f} pt" if is_rate else f"{delta:+.2f}")
+                if delta is None:
+                    dtxt = "n/a"
+                elif is_rate:
+                    dtxt = f"{100 * delta:+.1f} pt"
+                else:
+                    dtxt = f"{delta:+d}" if isinstance(delta, int) else f"{delta:+.2f}"
                 lines.append(f"| {label} | {vals} | {dtxt} |")
             lines.append("")
     for run in runs:

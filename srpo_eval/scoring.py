@@ -64,8 +64,8 @@ class SampleResult:
 def wide_choice_letter(text: str, options: Sequence[str]) -> str | None:
     """The one option letter (among the question's own letters) an answer names, else None.
 
-    Accepts ``"J"``, ``"(J)"``, ``"J."``, ``"Option J: ..."``, ``"\\boxed{J}"`` or the text of exactly
-    one option.
+    Accepts ``"J"``, ``"(J)"``, ``"J."``, ``"Option J: ..."``, ``"the answer is J"`` or the text of
+    exactly one option (``\\boxed{}`` is already removed by the answer extraction).
     """
     from srpo_reward.grading import normalize_text
 
@@ -77,12 +77,14 @@ def wide_choice_letter(text: str, options: Sequence[str]) -> str | None:
     m = re.fullmatch(rf"\(?\s*({cls})\s*\)?\s*[.:)]?", s, flags=re.IGNORECASE)
     if m:
         return m.group(1).upper()
+    # "(G) ...", "G. ...", "G: ...", "Option G", "the answer is G" (a bare "A cat" names no option)
     m = re.match(
-        rf"(?i:(?:the\s+)?(?:correct\s+|final\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*)?\(?({cls})\)?(?=[.:)\s]|$)",
+        rf"(?i:(?:the\s+)?(?:correct\s+|final\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*)?"
+        rf"(?:\(({cls})\)|({cls})(?=[.:)]|$))",
         s,
     )
     if m:
-        named = {m.group(1)} | set(re.findall(rf"\(({cls})\)", s))
+        named = {m.group(1) or m.group(2)} | set(re.findall(rf"\(({cls})\)", s))
         return named.pop() if len(named) == 1 else None
     key = s.casefold()
     hits = [letters[i] for i, opt in enumerate(options) if normalize_text(str(opt)).casefold() == key]

@@ -47,6 +47,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,10 +62,12 @@ GRPO_CONFIG = "srpo_trainer"
 SFT_CONFIG = "srpo_sft"
 DEFAULT_ROWS = 3
 
-GPU_ONLY = (
-    "needs a GPU run (examples/smoke_gpu.sh): vLLM rollout and weight sync, FSDP forward/backward and "
-    "optimizer steps, GPU memory at these micro-batch sizes, throughput"
-)
+GPU_ONLY = {
+    "grpo": "needs a GPU run (examples/smoke_gpu.sh): vLLM rollout and weight sync, FSDP forward/backward and "
+    "optimizer steps, GPU memory at these micro-batch sizes, throughput",
+    "sft": "needs a GPU run: torchrun process groups, FSDP forward/backward and optimizer steps, "
+    "GPU memory at this micro batch, throughput",
+}
 
 
 class DryRunFailure(Exception):
@@ -121,7 +124,8 @@ def step(check: str) -> Iterator[None]:
 def quiet() -> Iterator[io.StringIO]:
     """Silence verl's prints (kept for error messages)."""
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         yield buf
 
 
@@ -220,7 +224,9 @@ def check_freeze(model_cfg: Any, external_lib: Any, report: Reporter) -> None:
         if not freeze_vision.is_installed():
             raise ConfigError("verl imported model.external_lib but the FSDP engine is not patched")
         with quiet(), torch.device("meta"):
-            module = get_hf_auto_model_class(model_cfg.hf_config).from_config(model_cfg.hf_config)
+            module = get_hf_auto_model_class(model_cfg.hf_config).from_config(
+                model_cfg.hf_config, attn_implementation="eager"
+            )
         frozen = freeze_vision.freeze_vision(module)
         n_frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
         n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -279,6 +285,19 @@ def image_token_check(processor: Any, input_ids: Any, grid_thw: Any, where: str)
     return found
 
 
+def _check_pixel_cap(processor: Any, grid_thw: Any, max_pixels: Any, where: str) -> None:
+    """Every image reached the model at most ``max_pixels`` large (the SFT cap really applied)."""
+    import torch
+
+    if max_pixels is None:
+        return
+    patch = int(processor.image_processor.patch_size)
+    grid = torch.as_tensor(grid_thw)
+    largest = int((grid[:, 1] * grid[:, 2]).max().item()) * patch * patch
+    if largest > int(max_pixels):
+        raise ConfigError(f"{where}: an image reached the processor with {largest} pixels > data.max_image_pixels")
+
+
 # --------------------------------------------------------------------------- SFT
 
 
@@ -328,7 +347,7 @@ def dry_run_sft(overrides: Sequence[str], rows: int = DEFAULT_ROWS, report: Repo
             check_files(cfg.data.val_files, "SFT val", 1, report, "fix data.val_files or set it to null")
     with step("SFT rows"):
         _check_sft_rows(cfg, train, model_cfg, rows, report)
-    report.note("not checked here", GPU_ONLY)
+    report.note("not checked here", GPU_ONLY["sft"])
     return report.passed
 
 
@@ -354,6 +373,7 @@ def _check_sft_rows(cfg: DictConfig, train: list[str], model_cfg: Any, rows: int
         mm = item.get("multi_modal_inputs") or {}
         if "pixel_values" in mm:
             images_seen += image_token_check(model_cfg.processor, input_ids, mm.get("image_grid_thw"), where)
+            _check_pixel_cap(model_cfg.processor, mm["image_grid_thw"], cfg.data.get("max_image_pixels"), where)
         messages = dataset.messages[i]
         targets = [m["content"] for m in messages if m.get("role") == "assistant"]
         if not targets or not isinstance(targets[-1], str):
@@ -441,7 +461,8 @@ def dry_run_grpo(
     with step("verl validate_config"):
         with quiet() as buf:
             try:
-                validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+                use_ref, use_critic = need_reference_policy(cfg), need_critic(cfg)
+                validate_config(cfg, use_reference_policy=use_ref, use_critic=use_critic)
             except AssertionError as exc:
                 raise ConfigError(f"{exc}. {_batch_fix(cfg)}") from exc
         if "All configuration checks passed" not in buf.getvalue():
@@ -457,7 +478,7 @@ def dry_run_grpo(
         for key in ("actor_rollout_ref.rollout", "algorithm", "actor_rollout_ref.rollout.checkpoint_engine"):
             omega_conf_to_dataclass(OmegaConf.select(resolved, key))
             built.append(key)
-        if need_critic(cfg):
+        if use_critic:
             raise ConfigError("a critic is enabled: SRPO uses GRPO (algorithm.adv_estimator=grpo, no critic)")
         report.ok("verl config dataclasses", ", ".join(built))
 
@@ -494,7 +515,7 @@ def dry_run_grpo(
 
     with step("scored rollouts"):
         report.ok("scored rollouts", _check_scoring(cfg, manager, model_cfg.tokenizer, samples, kwargs))
-    report.note("not checked here", GPU_ONLY)
+    report.note("not checked here", GPU_ONLY["grpo"])
     return report.passed
 
 
@@ -731,7 +752,8 @@ def dry_run_data(module: str, argv: Sequence[str], report: Reporter | None = Non
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m recipe.srpo.dry_run",
-        description="Check one stage of the SRPO recipe on a CPU machine, with the real run's arguments.",
+        description="Check one stage of the SRPO recipe on a CPU machine, with the real run's arguments "
+        "(given after '--').",
     )
     parser.add_argument("stage", choices=["data", "sft", "merge", "grpo"])
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of each data file to load (default 3)")
@@ -741,16 +763,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="grpo: a model folder with the same tokenizer/processor, used if the policy path does not exist yet",
     )
     parser.add_argument("--module", default=None, help="data: the preprocessor module the real run calls")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="after '--': the real command's arguments")
     return parser
 
 
 def run(argv: Sequence[str] | None = None, out: Any = None) -> int:
     """Run one stage's checks; return the exit status (0 pass, 1 fail)."""
-    ns = build_parser().parse_args(argv)
-    rest = list(ns.args)
-    if rest and rest[0] == "--":
-        rest = rest[1:]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, rest = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    ns = build_parser().parse_args(own)
     report = Reporter(ns.stage, out=out)
     start = time.perf_counter()
     try:
@@ -776,6 +796,8 @@ def run(argv: Sequence[str] | None = None, out: Any = None) -> int:
 
 def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message=r".* engine is not available", category=UserWarning)
     sys.exit(run())
 
 

@@ -96,12 +96,13 @@ def _question_of(user: str, script: Script) -> tuple[str, str]:
     return user[:200], "0"
 
 
-def scripted_reply(body: dict[str, Any], script: Script) -> str:
+def scripted_reply(body: dict[str, Any], script: Script, nth: int = 0) -> str:
+    """The scripted content for a request; ``nth`` counts earlier answers to the same body."""
     system, user = _text_of(body.get("messages", []))
     q, gt = _question_of(user, script)
     frac = lambda salt: (_h(q, salt) % 10_000) / 10_000  # noqa: E731
     if system:  # the teacher's reflection
-        if script.bad_json_rate and (_h(json.dumps(body, sort_keys=True), "json") % 10_000) / 10_000 < script.bad_json_rate:
+        if script.bad_json_rate and (_h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000) / 10_000 < script.bad_json_rate:
             return "Sure! Here is my reflection: the second step is wrong"
         verdict = "wrong" if "answer is wrong" in user else "right"
         return json.dumps({"reflection": f"I should re-check my work; my answer looks {verdict} because step two needs care."})
@@ -141,6 +142,7 @@ class FakeEndpoint:
         self.log: list[tuple[float, str, str, float | None]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self._answered: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -224,7 +226,9 @@ class FakeEndpoint:
                 self.log.append((time.monotonic(), digest, "hang", None))
                 await asyncio.sleep(s.hang_seconds)
                 return False
-            content = scripted_reply(body, s)
+            nth = self._answered.get(digest, 0)
+            self._answered[digest] = nth + 1
+            content = scripted_reply(body, s, nth)
             data = json.dumps(completion(body, content, digest)).encode()
             if fault == "truncated":
                 self.log.append((time.monotonic(), digest, "truncated", None))

@@ -163,7 +163,7 @@ def quotes_ground_truth(reflection: str, ground_truth: str) -> bool:
     if m:
         letter = m.group(1)
         patterns = (
-            rf"\b(?:option|choice|answer(?:\s+is)?)\s*[:\s]?\s*\(?{letter}\)?(?![a-z0-9])",
+            rf"\b(?:option|choice|answer)(?:\s+(?:is|was|should be|must be|would be))?\s*[:=]?\s*\(?{letter}\)?(?![a-z0-9])",
             rf"\({letter}\)",
             rf"\\boxed\{{\s*{letter}\s*\}}",
         )

@@ -154,3 +154,36 @@ def test_mathverse_options(question, expected):
 )
 def test_free_form_type(answer, expected):
     assert B.free_form_type(answer) == expected
+
+
+@pytest.mark.slow
+def test_converted_benchmarks_load_in_verl(releases, tmp_path, tiny_qwen_dir):
+    """Every converted benchmark loads through verl 0.9.1's own RLHFDataset with the tiny model's processor."""
+    from omegaconf import OmegaConf
+    from verl.utils import hf_processor, hf_tokenizer
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    outs = []
+    for key, bench, root in [
+        ("mathvista", "mathvista", None),
+        ("mathverse", "mathverse", None),
+        ("mathvision", "mathvision", releases["root"] / "MathVision"),
+        ("mmmu_pro", "mmmu_pro", None),
+        ("mmmu_pro_vision", "mmmu_pro", None),
+    ]:
+        out = tmp_path / f"{key}.parquet"
+        convert(bench, releases[key], out, image_root=root)
+        outs.append(out)
+    config = OmegaConf.create(
+        {"max_prompt_length": 4096, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": 1, "cache_dir": str(tmp_path / "cache")}
+    )
+    processor = hf_processor(str(tiny_qwen_dir))
+    assert processor is not None  # None would mean verl silently drops every image
+    dataset = RLHFDataset([str(o) for o in outs], hf_tokenizer(str(tiny_qwen_dir)), config, processor)
+    rows = [r for o in outs for r in pq.read_table(o).to_pylist()]
+    assert len(dataset) == len(rows) == 13
+    for i, row in enumerate(rows):
+        parts = dataset[i]["raw_prompt"][0]["content"]
+        assert [p["type"] for p in parts] == ["image"] * len(row["images"]) + ["text"]
+        assert parts[-1]["text"] == render_prompt(row["extra_info"]["question"])
+        assert dataset[i]["extra_info"]["id"] == row["extra_info"]["id"]

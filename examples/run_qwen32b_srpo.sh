@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# SRPO (arXiv 2506.01713) on Qwen2.5-VL-32B-Instruct with verl 0.9.1: 4 nodes of 8 GPUs (32 GPUs).
+#
+# Multi-node: GRPO runs on a Ray cluster (`ray start --head` on node 0, `ray start --address=HEAD:6379`
+# on the others, then this script on node 0); SFT uses torchrun, so run STAGES=sft on every node with
+# NODE_RANK=0..3 and MASTER_ADDR=node 0.
+#
+#   bash examples/run_qwen32b_srpo.sh                       # all stages: data, sft, merge, grpo
+#   STAGES=grpo POLICY_PATH=/my/sft_model bash examples/run_qwen32b_srpo.sh
+#   DRY_RUN=1 bash examples/run_qwen32b_srpo.sh             # check every stage on a CPU machine first
+#   bash examples/run_qwen32b_srpo.sh trainer.total_epochs=1 sft.optim.lr=2e-5   # extra Hydra overrides
+#
+# Paper settings live in recipe/srpo/config/{srpo_sft,srpo_trainer}.yaml; this script only sets paths,
+# cluster shape and memory knobs.  Any variable below can be set from the environment.
+set -euo pipefail
+
+# --- paths -------------------------------------------------------------------------------------------
+# The base model: a local Hugging Face folder (the dry run never downloads).
+MODEL_PATH=${MODEL_PATH:-$HOME/models/Qwen2.5-VL-32B-Instruct}
+DATA_DIR=${DATA_DIR:-$HOME/data/srpo}
+OUTPUT_DIR=${OUTPUT_DIR:-$HOME/outputs/srpo_qwen25vl_32b}
+EXPERIMENT=${EXPERIMENT:-srpo_qwen25vl_32b}
+PYTHON=${PYTHON:-python3}
+
+# --- cluster -------------------------------------------------------------------------------------------
+NNODES=${NNODES:-4}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+# torchrun rendezvous for the SFT stage (multi-node: run STAGES=sft on every node with its NODE_RANK).
+NODE_RANK=${NODE_RANK:-0}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+MASTER_PORT=${MASTER_PORT:-29500}
+
+# --- what to run -------------------------------------------------------------------------------------
+STAGES=${STAGES:-data,sft,merge,grpo}
+DRY_RUN=${DRY_RUN:-0}
+
+# --- data stage ----------------------------------------------------------------------------------------
+# RL prompts: converted by srpo_data.prepare_rl (RL_SOURCE names the input's layout).
+RL_SOURCE=${RL_SOURCE:-geo3k}
+RL_TRAIN_INPUT=${RL_TRAIN_INPUT:-$DATA_DIR/raw/rl_train.parquet}
+RL_VAL_INPUT=${RL_VAL_INPUT:-$DATA_DIR/raw/rl_val.parquet}
+RL_TRAIN_FILE=${RL_TRAIN_FILE:-$DATA_DIR/rl/train.parquet}
+RL_VAL_FILE=${RL_VAL_FILE:-$DATA_DIR/rl/val.parquet}
+# Stage-1 SFT data: set SFT_DATA to a parquet you already have, or let srpo_data.build_reflections
+# write it (SFT_BUILD_CONFIG: the builder's YAML with the policy and teacher endpoints).
+SFT_DATA=${SFT_DATA:-}
+SFT_BUILD_CONFIG=${SFT_BUILD_CONFIG:-$DATA_DIR/reflection_builder.yaml}
+SFT_BUILD_ARGS=${SFT_BUILD_ARGS:-}
+SFT_TRAIN_FILE=${SFT_DATA:-$DATA_DIR/sft/train.parquet}
+
+# --- sft and merge stages ------------------------------------------------------------------------------
+SFT_DIR=${SFT_DIR:-$OUTPUT_DIR/sft}
+# The merged SFT model, the policy GRPO starts from.
+POLICY_PATH=${POLICY_PATH:-$OUTPUT_DIR/sft_merged}
+# Memory knobs (not from the paper; fit 80 GB GPUs): SFT micro batch, Ulysses sequence parallel size.
+SFT_MICRO_BSZ=${SFT_MICRO_BSZ:-1}
+SFT_SP=${SFT_SP:-2}
+
+# --- grpo stage ------------------------------------------------------------------------------------------
+# Memory/parallel knobs (not from the paper; fit 80 GB GPUs).
+ROLLOUT_TP=${ROLLOUT_TP:-4}
+ACTOR_MICRO_BSZ=${ACTOR_MICRO_BSZ:-1}
+LOGPROB_MICRO_BSZ=${LOGPROB_MICRO_BSZ:-4}
+SAVE_FREQ=${SAVE_FREQ:-50}
+TEST_FREQ=${TEST_FREQ:-10}
+LOGGER=${LOGGER:-'["console","wandb"]'}
+
+# shellcheck source=examples/srpo_stages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/srpo_stages.sh"
+srpo_main "$@"

@@ -1,0 +1,143 @@
+# Stage runner shared by run_qwen7b_srpo.sh and run_qwen32b_srpo.sh (sourced, not run).
+#
+# The caller sets the variables at the top of its script, then calls: srpo_main "$@".
+# Every stage builds ONE argument list; the real run executes it, DRY_RUN=1 hands the very
+# same list to `python -m recipe.srpo.dry_run <stage>`, so the two can never drift apart.
+#
+# Extra Hydra overrides: "$@" goes to the GRPO stage; an override prefixed with "sft."
+# goes to the SFT stage instead, without the prefix (sft.optim.lr=2e-5 -> optim.lr=2e-5).
+
+srpo_log() { printf '[srpo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+srpo_die() { srpo_log "ERROR: $*"; exit 1; }
+
+# srpo_stage_on NAME: true if NAME is listed in STAGES (comma-separated).
+srpo_stage_on() { [[ ",${STAGES}," == *",$1,"* ]]; }
+
+# srpo_exec STAGE DRY_ARRAY REAL_ARRAY: run the real command (array REAL_ARRAY), or, with DRY_RUN=1,
+# `python -m recipe.srpo.dry_run STAGE` with the arguments of array DRY_ARRAY.
+srpo_exec() {
+    local stage=$1
+    local -n dry_args=$2
+    local -n real_cmd=$3
+    if [[ ${DRY_RUN} == 1 ]]; then
+        "${PYTHON}" -m recipe.srpo.dry_run "${stage}" "${dry_args[@]}"
+    else
+        srpo_log "${stage}: ${real_cmd[*]}"
+        "${real_cmd[@]}"
+    fi
+}
+
+srpo_split_overrides() {
+    SFT_EXTRA=()
+    GRPO_EXTRA=()
+    local arg
+    for arg in "$@"; do
+        if [[ ${arg} == sft.* ]]; then SFT_EXTRA+=("${arg#sft.}"); else GRPO_EXTRA+=("${arg}"); fi
+    done
+}
+
+# The step folder of the newest SFT checkpoint (verl writes latest_checkpointed_iteration.txt).
+srpo_latest_sft_step_dir() {
+    local tracker="${SFT_DIR}/latest_checkpointed_iteration.txt"
+    if [[ -f ${tracker} ]]; then
+        echo "${SFT_DIR}/global_step_$(cat "${tracker}")"
+    elif [[ ${DRY_RUN} == 1 ]]; then
+        echo "${SFT_DIR}/global_step_LATEST"
+    else
+        srpo_die "no SFT checkpoint in ${SFT_DIR} (missing ${tracker}): run the sft stage first"
+    fi
+}
+
+srpo_stage_data() {
+    local rl_train=("${PYTHON}" -m srpo_data.prepare_rl --source "${RL_SOURCE}" --input "${RL_TRAIN_INPUT}"
+        --output "${RL_TRAIN_FILE}")
+    local rl_val=("${PYTHON}" -m srpo_data.prepare_rl --source "${RL_SOURCE}" --input "${RL_VAL_INPUT}"
+        --output "${RL_VAL_FILE}")
+    local dry_train=(--module srpo_data.prepare_rl -- "${rl_train[@]:3}")
+    local dry_val=(--module srpo_data.prepare_rl -- "${rl_val[@]:3}")
+    srpo_exec data dry_train rl_train
+    srpo_exec data dry_val rl_val
+    if [[ -n ${SFT_DATA} ]]; then
+        srpo_log "data: using the SFT data you gave (SFT_DATA=${SFT_DATA}); reflection builder skipped"
+    else
+        # shellcheck disable=SC2206  # SFT_BUILD_ARGS is a user-given, space-separated argument string
+        local build=("${PYTHON}" -m srpo_data.build_reflections --config "${SFT_BUILD_CONFIG}"
+            --output "${SFT_TRAIN_FILE}" ${SFT_BUILD_ARGS})
+        local dry_build=(--module srpo_data.build_reflections -- "${build[@]:3}")
+        srpo_exec data dry_build build
+    fi
+}
+
+srpo_stage_sft() {
+    local args=(
+        "model.path=${MODEL_PATH}"
+        "data.train_files=${SFT_TRAIN_FILE}"
+        "data.micro_batch_size_per_gpu=${SFT_MICRO_BSZ}"
+        "engine.ulysses_sequence_parallel_size=${SFT_SP}"
+        "trainer.nnodes=${NNODES}"
+        "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
+        "trainer.default_local_dir=${SFT_DIR}"
+        "trainer.experiment_name=${EXPERIMENT}_sft"
+        "trainer.logger=${LOGGER}"
+        "${SFT_EXTRA[@]}"
+    )
+    local dry=(-- "${args[@]}")
+    local real=(torchrun --nnodes="${NNODES}" --nproc_per_node="${GPUS_PER_NODE}" --node_rank="${NODE_RANK}"
+        --master_addr="${MASTER_ADDR}" --master_port="${MASTER_PORT}"
+        -m verl.trainer.sft_trainer --config-path="${SRPO_CONFIG_DIR}" --config-name=srpo_sft "${args[@]}")
+    srpo_exec sft dry real
+}
+
+srpo_stage_merge() {
+    local step_dir
+    step_dir=$(srpo_latest_sft_step_dir)
+    local args=(merge --backend fsdp --local_dir "${step_dir}" --target_dir "${POLICY_PATH}")
+    local dry=(-- "${args[@]}")
+    local real=("${PYTHON}" -m verl.model_merger "${args[@]}")
+    srpo_exec merge dry real
+}
+
+srpo_stage_grpo() {
+    local args=(
+        "actor_rollout_ref.model.path=${POLICY_PATH}"
+        "data.train_files=${RL_TRAIN_FILE}"
+        "data.val_files=${RL_VAL_FILE}"
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=${ACTOR_MICRO_BSZ}"
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=${LOGPROB_MICRO_BSZ}"
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=${LOGPROB_MICRO_BSZ}"
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=${ROLLOUT_TP}"
+        "trainer.nnodes=${NNODES}"
+        "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
+        "trainer.default_local_dir=${OUTPUT_DIR}/grpo"
+        "trainer.experiment_name=${EXPERIMENT}"
+        "trainer.logger=${LOGGER}"
+        "trainer.save_freq=${SAVE_FREQ}"
+        "trainer.test_freq=${TEST_FREQ}"
+        "${GRPO_EXTRA[@]}"
+    )
+    local dry=(--stand-in-model "${MODEL_PATH}" -- "${args[@]}")
+    local real=("${PYTHON}" -m recipe.srpo.main_srpo "${args[@]}")
+    srpo_exec grpo dry real
+}
+
+srpo_main() {
+    srpo_split_overrides "$@"
+    SRPO_CONFIG_DIR=${SRPO_CONFIG_DIR:-$("${PYTHON}" -c \
+        'import pathlib, recipe.srpo as m; print(pathlib.Path(m.__file__).resolve().parent / "config")')}
+    local stage ran=0
+    for stage in ${STAGES//,/ }; do
+        case ${stage} in
+            data | sft | merge | grpo) ;;
+            *) srpo_die "unknown stage '${stage}' in STAGES=${STAGES}; use a comma-separated subset of data,sft,merge,grpo" ;;
+        esac
+    done
+    for stage in data sft merge grpo; do
+        if srpo_stage_on "${stage}"; then
+            srpo_log "stage ${stage}$([[ ${DRY_RUN} == 1 ]] && echo ' (dry run)')"
+            "srpo_stage_${stage}"
+            ran=$((ran + 1))
+        fi
+    done
+    srpo_log "done: ${ran} stage(s) of STAGES=${STAGES}$([[ ${DRY_RUN} == 1 ]] && echo ', dry run')"
+}

@@ -1,0 +1,62 @@
+"""The durable JSONL step store: torn tails, duplicate keys, reopen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from srpo_data.builder.store import JsonlStore
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"", id="clean-file"),
+        pytest.param(b'{"key": "c", "content": "half', id="torn-last-line"),
+        # The newline is written with the record: a record without it was never acted on.
+        pytest.param(b'{"key": "c"}', id="complete-json-without-newline-is-still-cut"),
+        pytest.param(b"\xff\xfe garbage", id="binary-garbage-tail"),
+    ],
+)
+def test_reopen_drops_a_torn_tail_and_appends_cleanly(tmp_path: Path, tail: bytes) -> None:
+    path = tmp_path / "steps.jsonl"
+    path.write_bytes(b'{"key": "a", "v": 1}\n{"key": "b", "v": 2}\n' + tail)
+    store = JsonlStore(path)
+    assert sorted(store.records) == ["a", "b"]
+    store.append({"key": "d", "v": 4})
+    store.close()
+    again = JsonlStore(path)
+    assert sorted(again.records) == ["a", "b", "d"]
+    assert all(json.loads(line)["key"] for line in _lines(path))
+    again.close()
+
+
+def test_first_record_of_a_key_wins_and_is_not_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "steps.jsonl"
+    store = JsonlStore(path, keep="first")
+    store.append({"key": "k", "v": 1})
+    store.append({"key": "k", "v": 2})
+    store.close()
+    assert len(_lines(path)) == 1
+    assert JsonlStore(path).get("k") == {"key": "k", "v": 1}
+
+
+def test_failure_log_keeps_the_last_record(tmp_path: Path) -> None:
+    path = tmp_path / "failures.jsonl"
+    log = JsonlStore(path, keep="last")
+    log.append({"key": "k", "reason": "http_500"})
+    log.append({"key": "k", "reason": "timeout"})
+    log.close()
+    assert len(_lines(path)) == 2
+    assert JsonlStore(path, keep="last").get("k")["reason"] == "timeout"  # type: ignore[index]
+
+
+def test_bad_keep_mode(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep"):
+        JsonlStore(tmp_path / "x.jsonl", keep="newest")
