@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .format import last_boxed
+
 #: Seconds a caller waits beyond ``timeout`` for a free worker (the pool may be busy
 #: with other threads' tasks, or starting a replacement worker after a kill).
 QUEUE_ALLOWANCE_S = 60.0
@@ -386,6 +388,11 @@ def grade_answer(
     try:
         if not isinstance(pred, str) or not pred.strip():
             return Grade(False, "no_answer")
+        boxed = last_boxed(pred)  # callers may pass a raw answer block
+        if boxed is not None:
+            pred = boxed
+            if not pred.strip():
+                return Grade(False, "no_answer")
         if isinstance(gold, (int, float)) and not isinstance(gold, bool):
             gold = repr(gold) if isinstance(gold, float) else str(gold)
         if isinstance(gold, (list, tuple)) and len(gold) == 1:

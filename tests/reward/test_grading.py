@@ -22,6 +22,8 @@ from srpo_reward.grading import choice_letter, grade_answer, parse_number
         pytest.param("The answer is C", "C", True, "choice", id="mc-answer-is"),
         pytest.param("(D) 12 cm", "D", True, "choice", id="mc-letter-then-text"),
         pytest.param("B", "(B)", True, "choice", id="mc-gold-in-parens"),
+        pytest.param("\\boxed{B}", "B", True, "choice", id="mc-boxed"),
+        pytest.param("so \\boxed{\\frac{1}{2}}", "0.5", True, "math_verify", id="raw-block-with-boxed"),
         pytest.param("A or B", "A", False, "choice", id="mc-two-letters-is-wrong"),
         pytest.param("(A) (B)", "A", False, "choice", id="mc-two-parens-is-wrong"),
         pytest.param("C", "B", False, "choice", id="mc-wrong-letter"),
