@@ -8,6 +8,7 @@ evaluated too).
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,6 +97,13 @@ def item_from_row(row: Mapping[str, Any], position: int) -> DataItem | None:
     if answer_type not in ANSWER_TYPES:
         answer_type = "expression"
     options = extra.get("options") or ()
+    if isinstance(options, str):  # some writers store the list as JSON or a Python literal
+        try:
+            options = ast.literal_eval(options)
+        except (ValueError, SyntaxError):
+            options = ()
+        if not isinstance(options, (list, tuple)):
+            options = ()
     return DataItem(
         id=question_id(row, position),
         benchmark=benchmark,

@@ -10,15 +10,10 @@ Transitions are defined for every response, so the four cells add up to the
 number of responses: a response with one ``<answer>`` has first = final answer
 (right-right or wrong-wrong), one with none is wrong-wrong.  This keeps
 ``acc_first = (RR + RW) / n`` and ``acc_final = (RR + WR) / n``.
-
-Adapter: ``srpo_reward``'s choice rule knows letters A-E; MMMU-Pro has up to
-ten options (A-J), so for more than five options :func:`wide_choice_letter`
-does the same job over the question's own letters.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,47 +56,10 @@ class SampleResult:
         return ("right" if self.first_correct else "wrong") + "_" + ("right" if self.final_correct else "wrong")
 
 
-def wide_choice_letter(text: str, options: Sequence[str]) -> str | None:
-    """The one option letter (among the question's own letters) an answer names, else None.
-
-    Accepts ``"J"``, ``"(J)"``, ``"J."``, ``"Option J: ..."``, ``"the answer is J"`` or the text of
-    exactly one option (``\\boxed{}`` is already removed by the answer extraction).
-    """
-    from srpo_reward.grading import normalize_text
-
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[: len(options)]
-    if not letters:
-        return None
-    s = normalize_text(text)
-    cls = f"[{letters}]"
-    m = re.fullmatch(rf"\(?\s*({cls})\s*\)?\s*[.:)]?", s, flags=re.IGNORECASE)
-    if m:
-        return m.group(1).upper()
-    # "(G) ...", "G. ...", "G: ...", "Option G", "the answer is G" (a bare "A cat" names no option)
-    m = re.match(
-        rf"(?i:(?:the\s+)?(?:correct\s+|final\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*)?"
-        rf"(?:\(({cls})\)|({cls})(?=[.:)]|$))",
-        s,
-    )
-    if m:
-        named = {m.group(1) or m.group(2)} | set(re.findall(rf"\(({cls})\)", s))
-        return named.pop() if len(named) == 1 else None
-    key = s.casefold()
-    hits = [letters[i] for i, opt in enumerate(options) if normalize_text(str(opt)).casefold() == key]
-    return hits[0] if len(hits) == 1 else None
-
-
 def grade(pred: str | None, item: DataItem, timeout: float = 5.0) -> tuple[bool, str]:
     """(correct, status) for one extracted answer, with the question's answer type."""
     from srpo_reward.grading import grade_answer
 
-    if item.answer_type == "multiple_choice" and len(item.options) > 5:
-        if not pred or not pred.strip():
-            return False, "no_answer"
-        gold = wide_choice_letter(item.ground_truth, item.options)
-        if gold is None:
-            return False, "gold_unparsable"
-        return wide_choice_letter(pred, item.options) == gold, "ok"
     g = grade_answer(
         pred,
         item.ground_truth,

@@ -2,8 +2,9 @@
 
 Order (``SRPO_SPEC.md``, "Answer grading"):
 
-1. multiple choice: the ground truth is one letter A-E (or an option text when the
-   options are known); the answer must name exactly one option letter;
+1. multiple choice: the ground truth is one letter A-E (A-J, or one letter per option,
+   when the data gives the options or says it is multiple choice), or an option text
+   when the options are known; the answer must name exactly one option letter;
 2. numbers: numeric equality with a relative tolerance; units, thousands
    separators and a trailing degree or percent sign are handled;
 3. everything else: math-verify, ``verify(parse(gold), parse(pred))``, gold first.
@@ -45,8 +46,6 @@ QUEUE_ALLOWANCE_S = 60.0
 #: Worker processes for math-verify; override with ``SRPO_GRADER_WORKERS``.
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
-OPTION_LETTERS = "ABCDE"
-
 
 @dataclass(frozen=True)
 class Grade:
@@ -76,49 +75,71 @@ def normalize_text(s: str) -> str:
 
 
 # ------------------------------------------------------------------ multiple choice
-_LETTER_ONLY_RE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\s*[.:)]?$")
-_LETTER_PREFIX_RE = re.compile(
-    r"^(?:(?:the\s+)?(?:correct\s+|final\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:：]?\s*)?"
-    r"\(?([A-E])\)?(?=[.:)\s]|$)",
-    re.IGNORECASE,
-)
-_PAREN_LETTER_RE = re.compile(r"\(([A-E])\)")
-_CONJ_LETTER_RE = re.compile(r"\b([A-E])\s*(?:,|or|and|/|&)\s*\(?([A-E])\b")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def choice_letter(text: str, options: Sequence[str] | None = None) -> str | None:
+def option_letters(options: Sequence[str] | None = None, answer_type: str | None = None) -> str:
+    """The letters a question's options can have: one per known option (MMMU-Pro has up to
+    ten, A-J), else A-E, or A-J when the data says it is multiple choice."""
+    if options:
+        return _ALPHABET[: max(2, min(len(options), len(_ALPHABET)))]
+    return _ALPHABET[:10] if answer_type in MULTIPLE_CHOICE_TYPES else _ALPHABET[:5]
+
+
+MULTIPLE_CHOICE_TYPES = ("multiple_choice", "choice")
+
+
+@functools.lru_cache(maxsize=32)
+def _choice_patterns(letters: str) -> tuple[re.Pattern, re.Pattern, re.Pattern, re.Pattern, re.Pattern]:
+    cls = f"[{letters}]"
+    only = re.compile(rf"^\(?\s*({cls})\s*\)?\s*[.:)]?$", re.IGNORECASE)
+    # "Option B ...", "the answer is B", "(B) ...", "B. ...", "B: ...", "B) ..."; a bare letter
+    # followed by a space is not enough ("A right triangle" names no option).
+    prefix = re.compile(
+        r"^(?:(?:(?:the\s+)?(?:correct\s+|final\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:：]?\s*)"
+        rf"(?-i:\(?({cls})\)?)(?=[.:)\s]|$)|(?-i:\(({cls})\)|({cls})(?=[.:)]|$)))",
+        re.IGNORECASE,
+    )
+    paren = re.compile(rf"\(({cls})\)")
+    conj = re.compile(rf"\b({cls})\s*(?:,|or|and|/|&)\s*\(?({cls})\b")
+    gold = re.compile(rf"\(?({cls})\)?\.?")
+    return only, prefix, paren, conj, gold
+
+
+def _option_text_letter(s: str, options: Sequence[str] | None, letters: str) -> str | None:
+    if not options:
+        return None
+    key = s.casefold()
+    hits = [letters[i] for i, opt in enumerate(options[: len(letters)]) if normalize_text(str(opt)).casefold() == key]
+    return hits[0] if len(hits) == 1 else None
+
+
+def choice_letter(text: str, options: Sequence[str] | None = None, letters: str | None = None) -> str | None:
     """The one option letter an answer names, or None when it names none or several."""
+    letters = letters or option_letters(options)
+    only, prefix, paren, conj, _ = _choice_patterns(letters)
     s = normalize_text(text)
-    m = _LETTER_ONLY_RE.match(s)
+    m = only.match(s)
     if m:
         return m.group(1).upper()
-    m = _LETTER_PREFIX_RE.match(s)
+    m = prefix.match(s)
     if m:
-        letters = {m.group(1).upper()}
-        letters.update(_PAREN_LETTER_RE.findall(s))
-        for a, b in _CONJ_LETTER_RE.findall(s):
-            letters.update((a, b))
-        return letters.pop() if len(letters) == 1 else None
-    if options:
-        key = s.casefold()
-        hits = [OPTION_LETTERS[i] for i, opt in enumerate(options[:5]) if normalize_text(str(opt)).casefold() == key]
-        if len(hits) == 1:
-            return hits[0]
-    return None
+        named = {next(g for g in m.groups() if g)}
+        named.update(paren.findall(s))
+        for a, b in conj.findall(s):
+            named.update((a, b))
+        return named.pop() if len(named) == 1 else None
+    return _option_text_letter(s, options, letters)
 
 
-def gold_choice_letter(gold: str, options: Sequence[str] | None = None) -> str | None:
-    """The gold's option letter: a lone letter A-E, or an option text when the options are known."""
+def gold_choice_letter(gold: str, options: Sequence[str] | None = None, letters: str | None = None) -> str | None:
+    """The gold's option letter: a lone option letter, or an option text when the options are known."""
+    letters = letters or option_letters(options)
     s = normalize_text(gold)
-    m = re.fullmatch(r"\(?([A-E])\)?\.?", s)
+    m = _choice_patterns(letters)[4].fullmatch(s)
     if m:
         return m.group(1)
-    if options:
-        key = s.casefold()
-        for i, opt in enumerate(options[:5]):
-            if normalize_text(str(opt)).casefold() == key:
-                return OPTION_LETTERS[i]
-    return None
+    return _option_text_letter(s, options, letters)
 
 
 # -------------------------------------------------------------------------- numbers
@@ -400,11 +421,12 @@ def grade_answer(
         if not isinstance(gold, str) or not normalize_text(gold):
             return Grade(False, "gold_unparsable")
 
-        gold_letter = gold_choice_letter(gold, options)
-        if answer_type in ("multiple_choice", "choice") and gold_letter is None:
+        letters = option_letters(options, answer_type)
+        gold_letter = gold_choice_letter(gold, options, letters)
+        if answer_type in MULTIPLE_CHOICE_TYPES and gold_letter is None:
             return Grade(False, "gold_unparsable", "choice")
         if gold_letter is not None:
-            return Grade(choice_letter(pred, options) == gold_letter, "ok", "choice")
+            return Grade(choice_letter(pred, options, letters) == gold_letter, "ok", "choice")
 
         gold_num = parse_number(gold)
         if gold_num is not None:

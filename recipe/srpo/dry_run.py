@@ -186,11 +186,12 @@ def model_config(node: DictConfig, stand_in_model: str | None, report: Reporter,
 
     node = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
     path = str(node.path)
-    if not os.path.exists(os.path.expanduser(path)):
+    local = os.path.expanduser(path)
+    if not os.path.isfile(os.path.join(local, "config.json")):
         if stand_in_model and os.path.exists(os.path.expanduser(stand_in_model)):
             report.note(
                 check,
-                f"{path} does not exist yet (the merge stage writes it); checking with its base model {stand_in_model}",
+                f"{path} holds no model yet (the merge stage writes it); checking with its base model {stand_in_model}",
             )
             node.path = stand_in_model
         elif "/" in path and not path.startswith(("/", ".", "~")):
@@ -199,7 +200,10 @@ def model_config(node: DictConfig, stand_in_model: str | None, report: Reporter,
                 "and set MODEL_PATH to the folder"
             )
         else:
-            raise ConfigError(f"model path '{path}' does not exist: set MODEL_PATH to a local Hugging Face folder")
+            raise ConfigError(
+                f"model path '{path}' is not a Hugging Face model folder (no config.json): "
+                "set MODEL_PATH (or POLICY_PATH) to a local model folder"
+            )
     with quiet():
         cfg = omega_conf_to_dataclass(node)
     if cfg.processor is None:
@@ -397,7 +401,7 @@ def _check_sft_rows(cfg: DictConfig, train: list[str], model_cfg: Any, rows: int
 
 
 def dry_run_merge(argv: Sequence[str], report: Reporter | None = None) -> int:
-    from verl.model_merger.base_model_merger import generate_config_from_args, parse_args
+    from verl.model_merger.base_model_merger import ModelMergerConfig, _default_hf_model_config_path, parse_args
 
     report = report or Reporter("merge")
     with step("model_merger arguments"):
@@ -411,7 +415,14 @@ def dry_run_merge(argv: Sequence[str], report: Reporter | None = None) -> int:
                     raise ConfigError(f"verl.model_merger rejects the arguments: {err.getvalue().strip()}") from exc
         finally:
             sys.argv = saved
-        merge_cfg = generate_config_from_args(args)
+        # verl's generate_config_from_args would create --target_dir: build the same config without side effects.
+        merge_cfg = ModelMergerConfig(
+            operation=args.operation,
+            backend=args.backend,
+            local_dir=args.local_dir,
+            target_dir=getattr(args, "target_dir", None),
+            hf_model_config_path=_default_hf_model_config_path(args.backend, args.local_dir or ""),
+        )
         if merge_cfg.operation != "merge" or merge_cfg.backend != "fsdp":
             raise ConfigError("the recipe merges FSDP checkpoints: use 'merge --backend fsdp'")
         if not merge_cfg.local_dir or not merge_cfg.target_dir:

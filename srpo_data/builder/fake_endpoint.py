@@ -292,9 +292,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--answers", help="JSON file: question -> ground truth")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bad-format-rate", type=float, default=0.1, help="share of attempts without the two blocks")
     args = p.parse_args(argv)
     answers = json.loads(open(args.answers, encoding="utf-8").read()) if args.answers else {}
-    server = FakeEndpoint(Script(answers=answers, delay=args.delay, fault_rate=args.fault_rate, seed=args.seed), args.host, args.port)
+    server = FakeEndpoint(Script(answers=answers, delay=args.delay, fault_rate=args.fault_rate, seed=args.seed,
+                           bad_format_rate=args.bad_format_rate), args.host, args.port)
 
     async def serve() -> None:
         url = await server.start()

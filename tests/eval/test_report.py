@@ -12,7 +12,7 @@ from eval_lookalikes import eval_row, response, write_eval_parquet, write_jsonl
 from srpo_eval.data import load_data
 from srpo_eval.report import build_report, main
 from srpo_eval.rollouts import read_rollouts
-from srpo_eval.scoring import wide_choice_letter
+from srpo_reward.grading import choice_letter
 
 TEN = [f"option {c}" for c in "abcdefghij"]
 
@@ -181,8 +181,8 @@ def test_cli_exit_codes(data_file, tmp_path, capsys):
         pytest.param("(A) or (B)", None, id="two-letters"),
     ],
 )
-def test_wide_choice_letter(text, expected):
-    assert wide_choice_letter(text, TEN) == expected
+def test_ten_option_letters_use_the_rewards_rule(text, expected):
+    assert choice_letter(text, TEN) == expected
 
 
 def test_dump_record_matched_by_prompt_text(data_file, tmp_path):
@@ -216,3 +216,36 @@ def test_report_agrees_with_the_training_reward(data_file):
         assert (res.first_correct, res.final_correct, res.format_ok) == (bool(ref["acc_first"]), bool(ref["acc"]), bool(ref["format"]))
         checked += 1
     assert checked == 10
+
+
+@pytest.mark.parametrize(
+    "options,expected",
+    [
+        pytest.param(["x", "y"], ("x", "y"), id="list"),
+        pytest.param("['x', 'y']", ("x", "y"), id="python-literal-string"),
+        pytest.param('["x", "y"]', ("x", "y"), id="json-string"),
+        pytest.param("not a list", (), id="garbage-string"),
+        pytest.param(None, (), id="none"),
+    ],
+)
+def test_options_read_from_extra_info(options, expected):
+    from srpo_eval.data import item_from_row
+
+    row = {"data_source": "b", "prompt": "q", "reward_model": {"ground_truth": "A"}, "extra_info": {"options": options, "index": 3}}
+    item = item_from_row(row, 0)
+    assert item.options == expected and item.id == "b-3"
+
+
+def test_data_problems_are_counted(tmp_path):
+    rows = [
+        eval_row("q-1", "mathvista", "7", "integer", [], "How many?", 0),
+        eval_row("q-1", "mathvista", "8", "integer", [], "How many again?", 1),  # duplicate id
+        eval_row("q-2", "mathvista", "", "integer", [], "No gold", 2),  # missing ground truth
+    ]
+    data = write_eval_parquet(tmp_path / "d.parquet", rows)
+    run = write_jsonl(tmp_path / "r.jsonl", [{"id": "q-1", "response": response("7", "7")}])
+    rep = build_report([run], [data], tmp_path / "o", plots=False)["runs"][0]
+    assert rep["data"]["duplicate_ids"] == ["q-1"] and rep["data"]["missing_ground_truth"] == ["q-2"]
+    assert rep["overall"]["questions"] == 1 and rep["overall"]["acc_final"] == 1.0
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "data problems: 1 duplicate ids, 1 rows without ground truth" in md

@@ -35,7 +35,7 @@ def _problem(i: int) -> tuple[str, str]:
     return f"<image>Find x if x = {i} + 2.", str(i + 2)
 
 
-def write_geo3k_parquet(path: Path, rows: int, split: str = "train") -> Path:
+def write_geo3k_parquet(path: Path, rows: int, split: str = "train", image_size: tuple[int, int] = (56, 56)) -> Path:
     records = []
     for i in range(rows):
         problem, answer = _problem(i)
@@ -43,7 +43,7 @@ def write_geo3k_parquet(path: Path, rows: int, split: str = "train") -> Path:
             {
                 "data_source": "hiyouga/geometry3k",
                 "prompt": [{"role": "user", "content": problem + " " + GEO3K_INSTRUCTION}],
-                "images": [{"bytes": png_bytes(i), "path": None}],
+                "images": [{"bytes": png_bytes(i, image_size), "path": None}],
                 "ability": "math",
                 "reward_model": {"style": "rule", "ground_truth": answer},
                 "extra_info": {"split": split, "index": i, "answer": answer, "question": problem},
@@ -54,7 +54,7 @@ def write_geo3k_parquet(path: Path, rows: int, split: str = "train") -> Path:
     return path
 
 
-def write_sft_parquet(path: Path, rows: int) -> Path:
+def write_sft_parquet(path: Path, rows: int, image_size: tuple[int, int] = (56, 56)) -> Path:
     records = []
     for i in range(rows):
         problem, answer = _problem(i)
@@ -70,7 +70,7 @@ def write_sft_parquet(path: Path, rows: int) -> Path:
                     {"role": "user", "content": "<image>" + render_prompt(question)},
                     {"role": "assistant", "content": target},
                 ],
-                "images": [{"bytes": png_bytes(i), "path": None}],
+                "images": [{"bytes": png_bytes(i, image_size), "path": None}],
             }
         )
     path.parent.mkdir(parents=True, exist_ok=True)

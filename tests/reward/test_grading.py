@@ -86,6 +86,18 @@ def test_gold_number_types_are_accepted():
     assert grade_answer("7", ["7"]).correct
 
 
+def test_ten_options_mmmu_pro_style():
+    options = [str(10 * i) for i in range(1, 11)]  # A..J
+    assert grade_answer("J", "J", options=options, answer_type="multiple_choice").correct
+    assert grade_answer("(G) 70", "G", options=options).correct
+    assert grade_answer("100", "J", options=options).correct  # the option's text
+    assert not grade_answer("F", "J", options=options).correct
+    # without options, a multiple-choice row still accepts letters up to J
+    assert grade_answer("H", "H", answer_type="multiple_choice").correct
+    # ... but a plain gold "H" with no such hint is not multiple choice (A-E only)
+    assert grade_answer("H", "H").method != "choice"
+
+
 def test_multiple_choice_with_option_texts():
     options = ["12", "15", "18", "21"]
     assert grade_answer("15", "B", options=options).correct  # answer given as the option text
@@ -102,6 +114,10 @@ def test_multiple_choice_with_option_texts():
         pytest.param("Answer: (E)", "E", id="answer-colon"),
         pytest.param("A, C", None, id="two-letters-comma"),
         pytest.param("$B$", "B", id="math-dollars"),
+        pytest.param("a cat", None, id="article-is-not-a-letter"),
+        pytest.param("B) 45", "B", id="letter-paren-then-text"),
+        pytest.param("A right triangle", None, id="bare-letter-then-words-is-not-a-choice"),
+        pytest.param("The answer is C because", "C", id="answer-is-then-words"),
     ],
 )
 def test_choice_letter(text, letter):

@@ -1,0 +1,116 @@
+"""Throughput of the stage-1 builder against a local endpoint that answers after a fixed delay.
+
+    .venv/bin/python benchmarks/bench_builder.py [--delay 0.5] [--rounds 100] [--concurrency 1 16 64]
+
+The scripted endpoint (``srpo_data.builder.fake_endpoint``, its own process) answers every chat
+request after ``--delay`` seconds.  Every sample costs two policy calls (attempt, revision) and
+one teacher call (reflection), so the policy endpoint is the bottleneck: with concurrency C its
+ideal rate is C / delay requests per second.  The figure printed is the measured policy request
+rate over the whole pipeline run (first request to last sample finished, ramp-up and tail
+included) as a share of that ideal.  Each level runs ``rounds`` policy calls per slot
+(samples = rounds * C / 2), so the unavoidable tail (the last samples' reflection and revision,
+about two delays) costs about 2 / rounds of the ideal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from srpo_data.builder.config import BuildConfig, EndpointConfig  # noqa: E402
+from srpo_data.builder.pipeline import Runner  # noqa: E402
+from srpo_data.builder.run import _samples  # noqa: E402
+
+
+def make_set(folder: Path, n: int) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (28, 28), (200, 30, 30)).save(folder / "img.png")
+    answers = {}
+    with (folder / "in.jsonl").open("w") as fh:
+        for i in range(n):
+            gt = "ABCDE"[i % 5]
+            answers[f"b{i}"] = gt
+            fh.write(json.dumps({"question": f"[q:b{i}] Which option? ({i})", "answer": gt, "images": ["img.png"]}) + "\n")
+    (folder / "answers.json").write_text(json.dumps(answers))
+    return answers
+
+
+def start_server(delay: float, answers_file: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srpo_data.builder.fake_endpoint", "--delay", str(delay), "--answers", str(answers_file),
+         "--bad-format-rate", "0"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise RuntimeError("fake endpoint did not start")
+    return proc, url
+
+
+def run_level(url: str, data: Path, out: Path, concurrency: int, n: int, delay: float) -> dict[str, float]:
+    ep = EndpointConfig(base_url=url, model="fake", concurrency=concurrency, timeout=30 + delay, max_tokens=64)
+    cfg = BuildConfig(input=data / "in.jsonl", out=out, policy=ep, teacher=ep, limit=n, progress=False)
+    runner = Runner(cfg)
+    t0 = time.perf_counter()
+    result = asyncio.run(runner.run(_samples(cfg), total=n))
+    seconds = time.perf_counter() - t0
+    policy = result.usage["policy"]
+    assert result.complete and policy["errors"] == {}, (result.failed, policy)
+    rate = policy["requests"] / seconds
+    ideal = concurrency / delay
+    return {
+        "concurrency": concurrency,
+        "samples": n,
+        "policy_requests": policy["requests"],
+        "teacher_requests": result.usage["teacher"]["requests"],
+        "seconds": round(seconds, 2),
+        "policy_req_per_s": round(rate, 2),
+        "ideal_req_per_s": round(ideal, 2),
+        "share_of_ideal": round(rate / ideal, 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--delay", type=float, default=0.5, help="seconds the endpoint waits before each answer")
+    p.add_argument("--rounds", type=int, default=100, help="policy calls per concurrency slot")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        biggest = max(max(args.rounds * c // 2, 2) for c in args.concurrency)
+        make_set(tmpdir / "data", biggest)
+        proc, url = start_server(args.delay, tmpdir / "data" / "answers.json")
+        try:
+            for c in args.concurrency:
+                n = max(args.rounds * c // 2, 2)
+                row = run_level(url, tmpdir / "data", tmpdir / f"out{c}", c, n, args.delay)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait()
+    print(f"\ndelay {args.delay}s, {args.rounds} policy calls per slot")
+    print(f"{'concurrency':>11} {'samples':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'share':>7}")
+    for r in rows:
+        print(f"{r['concurrency']:>11} {r['samples']:>8} {r['seconds']:>8} {r['policy_req_per_s']:>8} "
+              f"{r['ideal_req_per_s']:>8} {r['share_of_ideal']:>7.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
