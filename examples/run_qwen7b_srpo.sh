@@ -31,18 +31,23 @@ STAGES=${STAGES:-data,sft,merge,grpo}
 DRY_RUN=${DRY_RUN:-0}
 
 # --- data stage ----------------------------------------------------------------------------------------
-# RL prompts: converted by srpo_data.prepare_rl (RL_SOURCE names the input's layout).
-RL_SOURCE=${RL_SOURCE:-geo3k}
-RL_TRAIN_INPUT=${RL_TRAIN_INPUT:-$DATA_DIR/raw/rl_train.parquet}
-RL_VAL_INPUT=${RL_VAL_INPUT:-$DATA_DIR/raw/rl_val.parquet}
+# RL prompts: srpo_data.prepare_rl converts a public set (RL_SOURCE names its layout, e.g. geometry3k,
+# mmk12, virl39k, thinklite, generic) into verl RL parquet with the SRPO prompt.
+RL_SOURCE=${RL_SOURCE:-geometry3k}
+RL_INPUT=${RL_INPUT:-$DATA_DIR/raw/geometry3k}
+RL_TRAIN_SPLIT=${RL_TRAIN_SPLIT:-train}
+RL_VAL_SPLIT=${RL_VAL_SPLIT:-test}
 RL_TRAIN_FILE=${RL_TRAIN_FILE:-$DATA_DIR/rl/train.parquet}
 RL_VAL_FILE=${RL_VAL_FILE:-$DATA_DIR/rl/val.parquet}
-# Stage-1 SFT data: set SFT_DATA to a parquet you already have, or let srpo_data.build_reflections
-# write it (SFT_BUILD_CONFIG: the builder's YAML with the policy and teacher endpoints).
+# Stage-1 SFT data: set SFT_DATA to a verl SFT parquet you already have, or let
+# srpo_data.build_reflections write it from SFT_BUILD_INPUT (an RL parquet or JSONL; the paper used
+# Mulberry-SFT, LLaVA-CoT-100k and MathV360K) with the endpoints of SFT_BUILD_CONFIG (its YAML).
 SFT_DATA=${SFT_DATA:-}
+SFT_BUILD_INPUT=${SFT_BUILD_INPUT:-$RL_TRAIN_FILE}
 SFT_BUILD_CONFIG=${SFT_BUILD_CONFIG:-$DATA_DIR/reflection_builder.yaml}
+SFT_BUILD_DIR=${SFT_BUILD_DIR:-$DATA_DIR/sft}
 SFT_BUILD_ARGS=${SFT_BUILD_ARGS:-}
-SFT_TRAIN_FILE=${SFT_DATA:-$DATA_DIR/sft/train.parquet}
+SFT_TRAIN_FILE=${SFT_DATA:-$SFT_BUILD_DIR/sft.parquet}
 
 # --- sft and merge stages ------------------------------------------------------------------------------
 SFT_DIR=${SFT_DIR:-$OUTPUT_DIR/sft}

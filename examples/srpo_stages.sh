@@ -50,21 +50,22 @@ srpo_latest_sft_step_dir() {
 }
 
 srpo_stage_data() {
-    local rl_train=("${PYTHON}" -m srpo_data.prepare_rl --source "${RL_SOURCE}" --input "${RL_TRAIN_INPUT}"
-        --output "${RL_TRAIN_FILE}")
-    local rl_val=("${PYTHON}" -m srpo_data.prepare_rl --source "${RL_SOURCE}" --input "${RL_VAL_INPUT}"
-        --output "${RL_VAL_FILE}")
-    local dry_train=(--module srpo_data.prepare_rl -- "${rl_train[@]:3}")
-    local dry_val=(--module srpo_data.prepare_rl -- "${rl_val[@]:3}")
-    srpo_exec data dry_train rl_train
-    srpo_exec data dry_val rl_val
+    local split out
+    for split in "${RL_TRAIN_SPLIT}" "${RL_VAL_SPLIT}"; do
+        out=${RL_TRAIN_FILE}
+        [[ ${split} == "${RL_VAL_SPLIT}" ]] && out=${RL_VAL_FILE}
+        local prep=("${PYTHON}" -m srpo_data.prepare_rl --source "${RL_SOURCE}" --input "${RL_INPUT}"
+            --split "${split}" --output "${out}" --overwrite)
+        local dry_prep=(--module srpo_data.prepare_rl -- "${prep[@]:3}")
+        srpo_exec data dry_prep prep
+    done
     if [[ -n ${SFT_DATA} ]]; then
         srpo_log "data: using the SFT data you gave (SFT_DATA=${SFT_DATA}); reflection builder skipped"
     else
         # shellcheck disable=SC2206  # SFT_BUILD_ARGS is a user-given, space-separated argument string
         local build=("${PYTHON}" -m srpo_data.build_reflections --config "${SFT_BUILD_CONFIG}"
-            --output "${SFT_TRAIN_FILE}" ${SFT_BUILD_ARGS})
-        local dry_build=(--module srpo_data.build_reflections -- "${build[@]:3}")
+            --input "${SFT_BUILD_INPUT}" --out "${SFT_BUILD_DIR}" ${SFT_BUILD_ARGS})
+        local dry_build=(--module srpo_data.build_reflections --may-not-exist "${RL_TRAIN_FILE}" -- "${build[@]:3}")
         srpo_exec data dry_build build
     fi
 }

@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the run loop took over Ctrl-C (while reading the input)
+        print("interrupted before the run started", file=sys.stderr)
+        return 130
     brief = {k: summary[k] for k in ("samples_in", "attempts", "reflections", "kept", "kept_first_right",
                                      "kept_first_wrong", "dropped_total", "failed_total", "not_finished")}
     print(json.dumps(brief))

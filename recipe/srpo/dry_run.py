@@ -37,7 +37,6 @@ listed at the end of the ``grpo`` and ``sft`` stages.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import difflib
 import importlib.util
@@ -526,6 +525,9 @@ def dry_run_grpo(
 
     with step("scored rollouts"):
         report.ok("scored rollouts", _check_scoring(cfg, manager, model_cfg.tokenizer, samples, kwargs))
+    engine = str(cfg.actor_rollout_ref.rollout.name)
+    if importlib.util.find_spec(engine) is None:
+        report.note("rollout engine", f"{engine} is not installed here; the GPU machine needs it (pip install 'verl[{engine}]')")
     report.note("not checked here", GPU_ONLY["grpo"])
     return report.passed
 
@@ -742,18 +744,39 @@ def _check_scoring(cfg: DictConfig, manager: Any, tokenizer: Any, samples: list[
 # --------------------------------------------------------------------------- data
 
 
-def dry_run_data(module: str, argv: Sequence[str], report: Reporter | None = None) -> int:
+def dry_run_data(
+    module: str, argv: Sequence[str], may_not_exist: Sequence[str] = (), report: Reporter | None = None
+) -> int:
+    """The preprocessor is installed, accepts ``argv`` (its own parser/config validation) and its inputs exist."""
     report = report or Reporter("data")
-    with step(f"{module} installed"):
+    name = module.rsplit(".", 1)[-1]
+    with step(f"{name} installed"):
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"python module {module} not found: install the project (pip install -e .)")
-        report.ok(f"{module} installed")
-    with step(f"{module} inputs"):
-        inputs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--input", "--inputs", "--input-file")]
-        missing = [p for p in inputs if not os.path.exists(os.path.expanduser(p))]
+        mod = importlib.import_module(module)
+        report.ok(f"{name} installed", module)
+    with step(f"{name} arguments"):
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            try:
+                if hasattr(mod, "build_parser"):
+                    mod.build_parser().parse_args(list(argv))
+                elif hasattr(mod, "parse_args"):
+                    args = mod.parse_args(list(argv))
+                    if hasattr(mod, "config_from_args"):
+                        mod.config_from_args(args)
+            except SystemExit as exc:
+                raise ConfigError(f"{module} rejects its arguments: {err.getvalue().strip()}") from exc
+        report.ok(f"{name} arguments", "accepted by its own parser")
+    with step(f"{name} inputs"):
+        inputs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--input", "--config")]
+        later = {os.path.abspath(os.path.expanduser(p)) for p in may_not_exist}
+        missing = [
+            p for p in inputs
+            if not os.path.exists(os.path.expanduser(p)) and os.path.abspath(os.path.expanduser(p)) not in later
+        ]
         if missing:
-            raise ConfigError(f"input {missing[0]} does not exist: download or point the run script's variable at it")
-        report.ok(f"{module} inputs", ", ".join(inputs) or "none named")
+            raise ConfigError(f"{missing[0]} does not exist: download it or point the run script's variable at it")
+        report.ok(f"{name} inputs", ", ".join(inputs) or "none named")
     return report.passed
 
 
@@ -774,6 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="grpo: a model folder with the same tokenizer/processor, used if the policy path does not exist yet",
     )
     parser.add_argument("--module", default=None, help="data: the preprocessor module the real run calls")
+    parser.add_argument(
+        "--may-not-exist", action="append", default=[], help="data: an input an earlier step of the stage writes"
+    )
     return parser
 
 
@@ -794,7 +820,7 @@ def run(argv: Sequence[str] | None = None, out: Any = None) -> int:
         else:
             if not ns.module:
                 raise DryRunFailure("arguments", "the data stage needs --module")
-            dry_run_data(ns.module, rest, report=report)
+            dry_run_data(ns.module, rest, may_not_exist=ns.may_not_exist, report=report)
     except DryRunFailure as exc:
         report.fail(exc.check, exc.message)
         print(f"DRY RUN FAILED: {ns.stage} stage, check '{exc.check}' ({report.passed} checks passed before it)",

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
 import json
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
 from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_base
@@ -31,6 +34,8 @@ from srpo_data.builder.config import EndpointConfig
 
 #: Characters of a bad response body quoted in an error message.
 BODY_EXCERPT_CHARS = 200
+#: Connections per SDK client (see ``EndpointClient.__init__``).
+POOL_SHARD = 8
 #: Status codes that no retry can fix and that would hit every sample alike.
 FATAL_STATUS = frozenset({401, 403, 404})
 
@@ -94,6 +99,44 @@ class Usage:
         }
 
 
+class PrioritySemaphore:
+    """An asyncio semaphore whose waiters are served by priority (lower first), then FIFO.
+
+    The builder gives a sample's first call (the attempt) priority over its later calls: new
+    samples keep flowing and their later steps queue up as a backlog, so the endpoint stays
+    busy through the tail of a run instead of idling while the last samples cross the teacher.
+    """
+
+    def __init__(self, value: int):
+        if value < 1:
+            raise ValueError("semaphore value must be >= 1")
+        self._free = value
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    async def acquire(self, priority: int = 0) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._waiters, (priority, self._seq, fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # granted and cancelled at once: hand the slot on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1
+
+
 class _WaitRetryAfter(wait_base):
     """Exponential backoff with jitter, but never shorter than the server's Retry-After."""
 
@@ -140,68 +183,90 @@ class EndpointClient:
         self.cfg = cfg
         key = cfg.api_key()
         self._secrets = [key] if key != "EMPTY" else []
-        self._client = openai.AsyncOpenAI(
-            api_key=key, base_url=cfg.base_url, timeout=cfg.timeout, max_retries=0
-        )
-        self._sem = asyncio.Semaphore(cfg.concurrency)
+        # Several SDK clients, each with its own connection pool of about POOL_SHARD connections:
+        # the HTTP pool scans every connection it holds on each request, so one pool of 64+
+        # connections costs noticeable CPU per call at high concurrency.
+        n_shards = max(1, math.ceil(cfg.concurrency / POOL_SHARD))
+        self._clients = [
+            openai.AsyncOpenAI(api_key=key, base_url=cfg.base_url, timeout=cfg.timeout, max_retries=0)
+            for _ in range(n_shards)
+        ]
+        self._shard_load = [0] * n_shards
+        self._sem = PrioritySemaphore(cfg.concurrency)
         self.usage = Usage()
 
     async def aclose(self) -> None:
-        await self._client.close()
+        for client in self._clients:
+            await client.close()
 
     def _error(self, reason: str, detail: str, *, transient: bool, retry_after: float | None = None) -> EndpointError:
         detail = redact(detail, self._secrets)
         self.usage.errors[reason] += 1
         return EndpointError(reason, detail, transient=transient, retry_after=retry_after)
 
-    def _request_kwargs(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": self.cfg.model,
-            "messages": messages,
-            "temperature": self.cfg.temperature,
-            "top_p": self.cfg.top_p,
-        }
+    def _request_body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.cfg.model, "messages": messages}
+        if self.cfg.temperature is not None:
+            body["temperature"] = self.cfg.temperature
+        if self.cfg.top_p is not None:
+            body["top_p"] = self.cfg.top_p
         if self.cfg.max_tokens is not None:
-            kwargs["max_tokens"] = self.cfg.max_tokens
+            body["max_tokens"] = self.cfg.max_tokens
         if self.cfg.seed is not None:
-            kwargs["seed"] = self.cfg.seed
-        if self.cfg.extra_body:
-            kwargs["extra_body"] = dict(self.cfg.extra_body)
-        return kwargs
+            body["seed"] = self.cfg.seed
+        body.update(self.cfg.extra_body)
+        return body
 
-    async def _once(self, messages: list[dict[str, Any]]) -> ChatResult:
-        async with self._sem:
-            self.usage.requests += 1
-            try:
-                async with asyncio.timeout(self.cfg.timeout + 1.0):
-                    raw = await self._client.chat.completions.with_raw_response.create(
-                        **self._request_kwargs(messages)
-                    )
-                    status = raw.status_code
-                    completion = raw.parse()
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                body = redact(str(getattr(exc.response, "text", ""))[:BODY_EXCERPT_CHARS], self._secrets)
-                reason = f"http_{status}"
-                if status in FATAL_STATUS:
-                    self.usage.errors[reason] += 1
-                    raise FatalEndpointError(
-                        reason,
-                        redact(f"{self.name} endpoint {self.cfg.base_url} model {self.cfg.model!r}: {body}", self._secrets),
-                        transient=False,
-                    ) from None
-                transient = status in (408, 409, 429) or status >= 500
-                raise self._error(
-                    reason, body, transient=transient, retry_after=_retry_after_seconds(exc.response.headers)
+    async def _once(self, messages: list[dict[str, Any]], priority: int = 0) -> ChatResult:
+        await self._sem.acquire(priority)
+        try:
+            return await self._once_holding(messages)
+        finally:
+            self._sem.release()
+
+    async def _once_holding(self, messages: list[dict[str, Any]]) -> ChatResult:
+        self.usage.requests += 1
+        shard = min(range(len(self._clients)), key=self._shard_load.__getitem__)
+        self._shard_load[shard] += 1
+        try:
+            async with asyncio.timeout(self.cfg.timeout + 1.0):
+                # The SDK's generic POST (its documented escape hatch for custom requests): the
+                # body is already plain JSON, and skipping the typed-params transform of
+                # ``chat.completions.create`` saves milliseconds of CPU per call at high
+                # concurrency.  The raw-response header returns status and headers as well.
+                raw = await self._clients[shard].post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=self._request_body(messages),
+                    options={"headers": {RAW_RESPONSE_HEADER: "true"}, "security": {"bearer_auth": True}},
+                )
+                status = raw.status_code
+                completion = raw.parse()
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            body = redact(str(getattr(exc.response, "text", ""))[:BODY_EXCERPT_CHARS], self._secrets)
+            reason = f"http_{status}"
+            if status in FATAL_STATUS:
+                self.usage.errors[reason] += 1
+                raise FatalEndpointError(
+                    reason,
+                    redact(f"{self.name} endpoint {self.cfg.base_url} model {self.cfg.model!r}: {body}", self._secrets),
+                    transient=False,
                 ) from None
-            except (openai.APITimeoutError, TimeoutError):
-                raise self._error("timeout", f"no answer within {self.cfg.timeout:g}s", transient=True) from None
-            except openai.APIConnectionError as exc:
-                cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection"
-                raise self._error("connection", cause, transient=True) from None
-            except (openai.APIResponseValidationError, ValueError) as exc:
-                # json.JSONDecodeError is a ValueError: a body cut short or not JSON at all.
-                raise self._error("bad_body", type(exc).__name__, transient=True) from None
+            transient = status in (408, 409, 429) or status >= 500
+            raise self._error(
+                reason, body, transient=transient, retry_after=_retry_after_seconds(exc.response.headers)
+            ) from None
+        except (openai.APITimeoutError, TimeoutError):
+            raise self._error("timeout", f"no answer within {self.cfg.timeout:g}s", transient=True) from None
+        except openai.APIConnectionError as exc:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else "connection"
+            raise self._error("connection", cause, transient=True) from None
+        except (openai.APIResponseValidationError, ValueError) as exc:
+            # json.JSONDecodeError is a ValueError: a body cut short or not JSON at all.
+            raise self._error("bad_body", type(exc).__name__, transient=True) from None
+        finally:
+            self._shard_load[shard] -= 1
         if not (200 <= status < 300):  # the SDK raises for these; keep the check explicit
             raise self._error(f"http_{status}", "unexpected status", transient=status >= 500)
         return self._to_result(completion)
@@ -228,8 +293,10 @@ class EndpointClient:
             content or "", finish_reason, prompt_tokens, completion_tokens, response_id=str(getattr(completion, "id", "") or "")
         )
 
-    async def chat(self, messages: list[dict[str, Any]]) -> ChatResult:
-        """One chat completion, retried on transient errors; raises :class:`EndpointError`."""
+    async def chat(self, messages: list[dict[str, Any]], priority: int = 0) -> ChatResult:
+        """One chat completion, retried on transient errors; raises :class:`EndpointError`.
+
+        ``priority``: lower values get a free slot first when requests wait for one."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.cfg.max_retries + 1),
             wait=_WaitRetryAfter(self.cfg),
@@ -243,7 +310,7 @@ class EndpointClient:
                 tries += 1
                 if tries > 1:
                     self.usage.retries += 1
-                result = await self._once(messages)
+                result = await self._once(messages, priority)
         return dataclasses.replace(result, tries=tries)
 
 

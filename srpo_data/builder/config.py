@@ -48,10 +48,10 @@ class EndpointConfig(BaseModel):
     max_retry_after: float = Field(default=300.0, gt=0)
     #: Requests in flight at once against this endpoint.
     concurrency: int = Field(default=16, ge=1)
-    #: Sampling temperature.
-    temperature: float = Field(default=0.7, ge=0)
-    #: Nucleus sampling.
-    top_p: float = Field(default=1.0, gt=0, le=1)
+    #: Sampling temperature (None: not sent, e.g. for OpenAI o-series models).
+    temperature: float | None = Field(default=0.7, ge=0)
+    #: Nucleus sampling (None: not sent).
+    top_p: float | None = Field(default=1.0, gt=0, le=1)
     #: Most tokens to generate per call (None lets the server decide).
     max_tokens: int | None = Field(default=2048, ge=1)
     #: Sampling seed, if the server supports one.

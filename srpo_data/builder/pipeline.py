@@ -37,6 +37,8 @@ from srpo_data.builder.steps import (
 from srpo_data.builder.store import JsonlStore
 
 KEPT, DROPPED, FAILED, INTERRUPTED = "kept", "dropped", "failed", "interrupted"
+#: Lower goes first when calls wait for a slot of the same endpoint.
+STEP_PRIORITY = {"attempt": 0, "reflection": 1, "revision": 2}
 
 GradeFn = Callable[[str | None, str, float], Any]
 
@@ -59,6 +61,14 @@ class Outcome:
     steps_done: tuple[str, ...] = ()
     #: Tokens of the stored calls this sample used, per endpoint role.
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def image_urls(sample: Sample, prefix: str | None = None) -> list[str]:
+    """How the images travel: ``prefix + relative path`` when a prefix is set and the input gave
+    paths (JSONL), else base64 data URLs."""
+    if prefix and sample.image_refs:
+        return [prefix + ref for ref in sample.image_refs]
+    return [data_url(b) for b in sample.images]
 
 
 class StepFailed(Exception):
@@ -98,7 +108,8 @@ class Runner:
             raise StepFailed(step, fail.get("reason", "failed"), "recorded in failures.jsonl")
         client = self.clients[role]
         try:
-            result: ChatResult = await client.chat(messages())
+            # Attempts get free slots first; later steps build a backlog (see PrioritySemaphore).
+            result: ChatResult = await client.chat(messages(), priority=STEP_PRIORITY[step])
         except FatalEndpointError as exc:
             self.fatal = exc
             assert self.stop is not None
@@ -127,9 +138,7 @@ class Runner:
         return await asyncio.to_thread(self.grader, pred, gold, self.cfg.grade_timeout)
 
     def _image_urls(self, sample: Sample) -> list[str]:
-        if self.cfg.image_url_prefix and sample.image_refs:
-            return [self.cfg.image_url_prefix + ref for ref in sample.image_refs]
-        return [data_url(b) for b in sample.images]
+        return image_urls(sample, self.cfg.image_url_prefix)
 
     # ------------------------------------------------------------------ one sample
     async def process(self, sample: Sample) -> Outcome:

@@ -108,3 +108,37 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
     assert len(keys) == len(set(keys)), "a step was stored twice"
     ref_keys = {json.loads(line)["key"] for line in (tmp_path / "ref" / "steps.jsonl").read_bytes().splitlines()}
     assert set(keys) == ref_keys
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_a_rerun_from_a_yaml_config_finishes(tmp_path: Path, fake_server) -> None:  # type: ignore[no-untyped-def]
+    inp, answers = make_question_set(tmp_path / "data", N)
+    srv = fake_server(answers=answers, delay=0.2)
+    ref = subprocess.run(_cmd(inp, tmp_path / "ref", srv.base_url), env=_env(), capture_output=True, text=True, timeout=120)
+    assert ref.returncode == 0, ref.stderr
+
+    out = tmp_path / "out"
+    config = tmp_path / "run.yaml"
+    ep = {"base_url": srv.base_url, "model": "fake", "concurrency": 4, "timeout": 5, "backoff_initial": 0.05}
+    config.write_text(json.dumps({"input": str(inp), "out": str(out), "policy": ep, "teacher": ep, "progress": False}))
+    cmd = [sys.executable, "-m", "srpo_data.build_reflections", "--config", str(config)]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(_stored_response_ids(out)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] and summary["outputs"] is None
+    assert summary["not_finished"] > 0
+    # Every stored line is whole: the calls in flight were finished and flushed.
+    raw = (out / "steps.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    assert all(json.loads(line) for line in raw.splitlines())
+    assert not (out / "sft.parquet").exists()
+
+    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert _final_outputs(out) == _final_outputs(tmp_path / "ref")

@@ -224,7 +224,9 @@ def load_with_verl(parquet: Path, model_dir: Path, cache_dir: Path, max_prompt_l
         {
             "max_prompt_length": max_prompt_length,
             "filter_overlong_prompts": True,
-            "filter_overlong_prompts_workers": 1,
+            # None: filter in this process.  datasets 5 forks a pool even for num_proc=1, and a
+            # fork of a process whose tokenizer/torch threads hold locks can deadlock.
+            "filter_overlong_prompts_workers": None,
             "cache_dir": str(cache_dir),
         }
     )
