@@ -85,7 +85,7 @@ def run_level(url: str, data: Path, out: Path, concurrency: int, n: int, delay: 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--delay", type=float, default=0.5, help="seconds the endpoint waits before each answer")
+    p.add_argument("--delay", type=float, default=1.0, help="seconds the endpoint waits before each answer")
     p.add_argument("--rounds", type=int, default=100, help="policy calls per concurrency slot")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     args = p.parse_args(argv)

@@ -14,17 +14,23 @@ srpo_die() { srpo_log "ERROR: $*"; exit 1; }
 # srpo_stage_on NAME: true if NAME is listed in STAGES (comma-separated).
 srpo_stage_on() { [[ ",${STAGES}," == *",$1,"* ]]; }
 
-# srpo_exec STAGE DRY_ARRAY REAL_ARRAY: run the real command (array REAL_ARRAY), or, with DRY_RUN=1,
-# `python -m recipe.srpo.dry_run STAGE` with the arguments of array DRY_ARRAY.
+# srpo_exec STAGE DRY_RUN_ARGS... ::real:: REAL_COMMAND...
+# Runs the real command, or, with DRY_RUN=1, `python -m recipe.srpo.dry_run STAGE DRY_RUN_ARGS...`.
+# (No namerefs and no empty-array expansions: works with the bash 3.2 that macOS ships.)
 srpo_exec() {
     local stage=$1
-    local -n dry_args=$2
-    local -n real_cmd=$3
+    shift
+    local dry=()
+    while [[ $# -gt 0 && $1 != "::real::" ]]; do
+        dry+=("$1")
+        shift
+    done
+    shift
     if [[ ${DRY_RUN} == 1 ]]; then
-        "${PYTHON}" -m recipe.srpo.dry_run "${stage}" "${dry_args[@]}"
+        "${PYTHON}" -m recipe.srpo.dry_run "${stage}" "${dry[@]}"
     else
-        srpo_log "${stage}: ${real_cmd[*]}"
-        "${real_cmd[@]}"
+        srpo_log "${stage}: $*"
+        "$@"
     fi
 }
 
@@ -54,19 +60,17 @@ srpo_stage_data() {
     for split in "${RL_TRAIN_SPLIT}" "${RL_VAL_SPLIT}"; do
         out=${RL_TRAIN_FILE}
         [[ ${split} == "${RL_VAL_SPLIT}" ]] && out=${RL_VAL_FILE}
-        local prep=("${PYTHON}" -m srpo_data.prepare_rl --source "${RL_SOURCE}" --input "${RL_INPUT}"
-            --split "${split}" --output "${out}" --overwrite)
-        local dry_prep=(--module srpo_data.prepare_rl -- "${prep[@]:3}")
-        srpo_exec data dry_prep prep
+        local prep=(--source "${RL_SOURCE}" --input "${RL_INPUT}" --split "${split}" --output "${out}" --overwrite)
+        srpo_exec data --module srpo_data.prepare_rl -- "${prep[@]}" \
+            ::real:: "${PYTHON}" -m srpo_data.prepare_rl "${prep[@]}"
     done
     if [[ -n ${SFT_DATA} ]]; then
         srpo_log "data: using the SFT data you gave (SFT_DATA=${SFT_DATA}); reflection builder skipped"
     else
         # shellcheck disable=SC2206  # SFT_BUILD_ARGS is a user-given, space-separated argument string
-        local build=("${PYTHON}" -m srpo_data.build_reflections --config "${SFT_BUILD_CONFIG}"
-            --input "${SFT_BUILD_INPUT}" --out "${SFT_BUILD_DIR}" ${SFT_BUILD_ARGS})
-        local dry_build=(--module srpo_data.build_reflections --may-not-exist "${RL_TRAIN_FILE}" -- "${build[@]:3}")
-        srpo_exec data dry_build build
+        local build=(--config "${SFT_BUILD_CONFIG}" --input "${SFT_BUILD_INPUT}" --out "${SFT_BUILD_DIR}" ${SFT_BUILD_ARGS})
+        srpo_exec data --module srpo_data.build_reflections --may-not-exist "${RL_TRAIN_FILE}" -- "${build[@]}" \
+            ::real:: "${PYTHON}" -m srpo_data.build_reflections "${build[@]}"
     fi
 }
 
@@ -81,22 +85,19 @@ srpo_stage_sft() {
         "trainer.default_local_dir=${SFT_DIR}"
         "trainer.experiment_name=${EXPERIMENT}_sft"
         "trainer.logger=${LOGGER}"
-        "${SFT_EXTRA[@]}"
+        ${SFT_EXTRA[@]+"${SFT_EXTRA[@]}"}
     )
-    local dry=(-- "${args[@]}")
-    local real=(torchrun --nnodes="${NNODES}" --nproc_per_node="${GPUS_PER_NODE}" --node_rank="${NODE_RANK}"
-        --master_addr="${MASTER_ADDR}" --master_port="${MASTER_PORT}"
-        -m verl.trainer.sft_trainer --config-path="${SRPO_CONFIG_DIR}" --config-name=srpo_sft "${args[@]}")
-    srpo_exec sft dry real
+    srpo_exec sft -- "${args[@]}" \
+        ::real:: torchrun --nnodes="${NNODES}" --nproc_per_node="${GPUS_PER_NODE}" --node_rank="${NODE_RANK}" \
+        --master_addr="${MASTER_ADDR}" --master_port="${MASTER_PORT}" \
+        -m verl.trainer.sft_trainer --config-path="${SRPO_CONFIG_DIR}" --config-name=srpo_sft "${args[@]}"
 }
 
 srpo_stage_merge() {
     local step_dir
     step_dir=$(srpo_latest_sft_step_dir)
     local args=(merge --backend fsdp --local_dir "${step_dir}" --target_dir "${POLICY_PATH}")
-    local dry=(-- "${args[@]}")
-    local real=("${PYTHON}" -m verl.model_merger "${args[@]}")
-    srpo_exec merge dry real
+    srpo_exec merge -- "${args[@]}" ::real:: "${PYTHON}" -m verl.model_merger "${args[@]}"
 }
 
 srpo_stage_grpo() {
@@ -115,11 +116,10 @@ srpo_stage_grpo() {
         "trainer.logger=${LOGGER}"
         "trainer.save_freq=${SAVE_FREQ}"
         "trainer.test_freq=${TEST_FREQ}"
-        "${GRPO_EXTRA[@]}"
+        ${GRPO_EXTRA[@]+"${GRPO_EXTRA[@]}"}
     )
-    local dry=(--stand-in-model "${MODEL_PATH}" -- "${args[@]}")
-    local real=("${PYTHON}" -m recipe.srpo.main_srpo "${args[@]}")
-    srpo_exec grpo dry real
+    srpo_exec grpo --stand-in-model "${MODEL_PATH}" -- "${args[@]}" \
+        ::real:: "${PYTHON}" -m recipe.srpo.main_srpo "${args[@]}"
 }
 
 srpo_main() {

@@ -10,7 +10,7 @@ See ``srpo_data/builder/config.py`` for every field and its default.
 
 Exit status: 0 when every sample reached an end (kept, dropped or failed: see summary.json and
 failures.jsonl), 130 after Ctrl-C, 2 for a configuration error or an endpoint that refuses
-every call (401/403/404).
+every call (401/403/404), 1 for an internal error.
 """
 
 from __future__ import annotations
@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "kept_first_wrong", "dropped_total", "failed_total", "not_finished")}
     print(json.dumps(brief))
     print(f"summary: {Path(cfg.out) / 'summary.json'}", file=sys.stderr)
+    if summary["internal_errors"]:
+        print("internal errors (a bug; please report):\n" + "\n".join(summary["internal_errors"]), file=sys.stderr)
+        return 1
     if summary["fatal_error"]:
         print(f"stopped: endpoint refused the calls: {summary['fatal_error']}", file=sys.stderr)
         return 2

@@ -350,6 +350,7 @@ def dry_run_sft(overrides: Sequence[str], rows: int = DEFAULT_ROWS, report: Repo
             check_files(cfg.data.val_files, "SFT val", 1, report, "fix data.val_files or set it to null")
     with step("SFT rows"):
         _check_sft_rows(cfg, train, model_cfg, rows, report)
+    note_logger(cfg, report)
     report.note("not checked here", GPU_ONLY["sft"])
     return report.passed
 
@@ -528,8 +529,17 @@ def dry_run_grpo(
     engine = str(cfg.actor_rollout_ref.rollout.name)
     if importlib.util.find_spec(engine) is None:
         report.note("rollout engine", f"{engine} is not installed here; the GPU machine needs it (pip install 'verl[{engine}]')")
+    note_logger(cfg, report)
     report.note("not checked here", GPU_ONLY["grpo"])
     return report.passed
+
+
+def note_logger(cfg: DictConfig, report: Reporter) -> None:
+    """A NOTE when wandb logging is on but no key is set here (the GPU machine needs one)."""
+    loggers = cfg.trainer.get("logger") or []
+    loggers = [loggers] if isinstance(loggers, str) else list(loggers)
+    if "wandb" in loggers and not os.environ.get("WANDB_API_KEY"):
+        report.note("logger", "trainer.logger includes wandb: set WANDB_API_KEY on the GPU machine, or LOGGER='[console]'")
 
 
 def _n_gpus(cfg: DictConfig) -> int:
@@ -766,6 +776,9 @@ def dry_run_data(
                         mod.config_from_args(args)
             except SystemExit as exc:
                 raise ConfigError(f"{module} rejects its arguments: {err.getvalue().strip()}") from exc
+            except Exception as exc:  # the tool's own config validation (e.g. the builder's YAML)
+                detail = " ".join(str(exc).split())
+                raise ConfigError(f"{module} rejects its configuration: {type(exc).__name__}: {detail}") from exc
         report.ok(f"{name} arguments", "accepted by its own parser")
     with step(f"{name} inputs"):
         inputs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--input", "--config")]

@@ -4,5 +4,5 @@ Modules: ``config`` (endpoint and run settings), ``inputs`` (RL parquet / JSONL 
 ``client`` (OpenAI-compatible calls with retries), ``store`` (durable JSONL step store),
 ``steps`` (prompts, parsing, target, filter: pure), ``pipeline`` (the async run), ``outputs``
 (verl SFT parquet, LLaMA-Factory sharegpt JSON), ``run`` (one build), ``fake_endpoint`` (a
-scripted server for tests and benchmarks), ``hf_server`` (a real server over transformers).
+scripted server for tests and benchmarks; the real-model tests use ``transformers serve``).
 """

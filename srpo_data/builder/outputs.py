@@ -116,6 +116,10 @@ def write_outputs(
                 flush()
         flush()
     os.replace(parquet_tmp, out / SFT_PARQUET)
+    referenced = {Path(p).name for row in sharegpt for p in row["images"]}
+    for stale in img_dir.iterdir():  # images of samples an earlier run kept and this one did not
+        if stale.name not in referenced:
+            stale.unlink()
     write_json(out / SHAREGPT_JSON, sharegpt)
     info_path = out / DATASET_INFO
     info: dict[str, Any] = {}

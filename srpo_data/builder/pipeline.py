@@ -72,9 +72,11 @@ def image_urls(sample: Sample, prefix: str | None = None) -> list[str]:
 
 
 class StepFailed(Exception):
-    def __init__(self, step: str, reason: str, detail: str = ""):
+    """A step that cannot finish in this run; ``key`` is the step key its failure is filed under."""
+
+    def __init__(self, step: str, reason: str, detail: str = "", key: str = ""):
         super().__init__(f"{step}:{reason}")
-        self.step, self.reason, self.detail = step, reason, detail
+        self.step, self.reason, self.detail, self.key = step, reason, detail, key
 
 
 class Stopping(Exception):
@@ -163,8 +165,8 @@ class Runner:
             return out(INTERRUPTED, "stopped")
 
     async def _record_failure(self, sample: Sample, exc: StepFailed) -> None:
-        key = getattr(exc, "key", None)
-        if key is None:
+        key = exc.key
+        if not key:
             return
         existing = self.failures.get(key)
         if existing is not None and not self.cfg.retry_failed:
@@ -198,7 +200,7 @@ class Runner:
         try:
             att = await self._call(sample, "attempt", "policy", k_att, lambda: attempt_messages(sample.question, image_urls()))
         except StepFailed as exc:
-            exc.key = k_att  # type: ignore[attr-defined]
+            exc.key = k_att
             raise
         done.append("attempt")
         used(att)
@@ -240,15 +242,11 @@ class Runner:
         while reflection is None:
             k_ref = k_ref_at(try_index)
             if k_ref not in self.store and try_index >= limit:
-                exc = StepFailed("reflection", "teacher_bad_json", last_reason)
-                exc.key = k_ref0  # type: ignore[attr-defined]
-                raise exc
+                raise StepFailed("reflection", "teacher_bad_json", last_reason, key=k_ref0)
             if k_ref not in self.store:
                 fail = self.failures.get(k_ref0)
                 if fail is not None and not cfg.retry_failed:
-                    exc = StepFailed("reflection", fail.get("reason", "failed"), "recorded in failures.jsonl")
-                    exc.key = k_ref0  # type: ignore[attr-defined]
-                    raise exc
+                    raise StepFailed("reflection", fail.get("reason", "failed"), "recorded in failures.jsonl", key=k_ref0)
             try:
                 rec = await self._call(
                     sample,
@@ -261,7 +259,7 @@ class Runner:
                     try_index,
                 )
             except StepFailed as exc:
-                exc.key = k_ref0  # type: ignore[attr-defined]
+                exc.key = k_ref0
                 raise
             used(rec)
             reflection, last_reason = parse_reflection(rec["content"])
@@ -279,7 +277,7 @@ class Runner:
                 sample, "revision", role, k_rev, lambda: revise_messages(sample.question, image_urls(), attempt_text, reflection)
             )
         except StepFailed as exc:
-            exc.key = k_rev  # type: ignore[attr-defined]
+            exc.key = k_rev
             raise
         done.append("revision")
         used(rev)

@@ -86,6 +86,13 @@ def test_script_stops_at_the_first_failing_stage(recipe_env):
     assert "done:" not in out
 
 
+def test_script_routes_sft_prefixed_overrides_to_the_sft_stage(recipe_env):
+    proc = run_script(SCRIPTS["7b"], recipe_env, "sft.optim.lrr=2e-5", STAGES="sft")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "[FAIL] sft: compose -- override 'optim.lrr=2e-5'" in out and "Did you mean 'optim.lr'?" in out
+
+
 def test_script_rejects_an_unknown_stage(recipe_env):
     proc = run_script(SCRIPTS["7b"], recipe_env, STAGES="sft,rl")
     assert proc.returncode != 0
@@ -186,6 +193,13 @@ def test_merge_dry_run_refuses_a_non_fsdp_backend(tmp_path):
 def test_data_dry_run_fails_clearly(argv, fix):
     code, out = dry(["data", "--module", "srpo_data.prepare_rl", "--", *argv])
     assert code == 1 and fix in out
+
+
+def test_data_dry_run_checks_the_builder_config(tmp_path):
+    argv = ["--config", str(tmp_path / "missing.yaml"), "--input", "x.parquet", "--out", str(tmp_path / "sft")]
+    code, out = dry(["data", "--module", "srpo_data.build_reflections", "--", *argv])
+    assert code == 1
+    assert "[FAIL] data: build_reflections arguments -- " in out and "missing.yaml" in out
 
 
 SMOKE = ROOT / "examples/smoke_gpu.sh"
