@@ -175,7 +175,8 @@ def test_converted_benchmarks_load_in_verl(releases, tmp_path, tiny_qwen_dir):
         convert(bench, releases[key], out, image_root=root)
         outs.append(out)
     config = OmegaConf.create(
-        {"max_prompt_length": 4096, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": 1, "cache_dir": str(tmp_path / "cache")}
+        # workers None: filter in this process (datasets 5 forks a pool even for 1 worker, which can deadlock)
+        {"max_prompt_length": 4096, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": None, "cache_dir": str(tmp_path / "cache")}
     )
     processor = hf_processor(str(tiny_qwen_dir))
     assert processor is not None  # None would mean verl silently drops every image
