@@ -12,27 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-#: Per-response keys of ``compute_score`` averaged over the step's responses.
-MEAN_KEYS: tuple[str, ...] = (
-    "score",
-    "acc",
-    "acc_first",
-    "format",
-    "r_format",
-    "r_acc",
-    "r_eff",
-    "r_ref",
-    "r_len",
-    "f_len",
-    "len_ratio",
-    "fixed",
-    "kept",
-    "broke",
-    "stayed_wrong",
-    "has_first_answer",
-    "gold_unparsable",
-    "grade_error",
-)
+from srpo_reward import SCORE_KEYS
+
+#: Per-response keys of ``compute_score`` averaged over the step's responses: all of them.
+MEAN_KEYS: tuple[str, ...] = SCORE_KEYS
 
 PREFIX = "training/srpo"
 
