@@ -126,9 +126,6 @@ class RewardConfig:
         values = {**PRESETS[preset], **{k: v for k, v in kwargs.items() if k in valid}}
         return cls(**values)
 
-    def with_overrides(self, **kwargs: Any) -> "RewardConfig":
-        return self.from_kwargs(**{**dataclasses.asdict(self), **kwargs})
-
     def score_bounds(self) -> tuple[float, float]:
         """The smallest and largest total score this config can give (the length term lies in [0, 1])."""
         transitions = [
