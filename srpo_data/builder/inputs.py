@@ -106,25 +106,41 @@ def _check_prompt(prompt: Any, n_images: int) -> tuple[dict[str, str], ...] | st
     return tuple(msgs)
 
 
-def _rl_row(rec: dict[str, Any], row: int, base: Path) -> Sample | BadRow:
-    extra = rec.get("extra_info") or {}
-    reward = rec.get("reward_model") or {}
-    question = extra.get("question")
-    gt = reward.get("ground_truth", extra.get("answer"))
+def _question_and_truth(question: Any, gt: Any, row: int) -> tuple[str, str] | BadRow:
+    """A non-empty question and ground truth (a number becomes its string), or the reason why not."""
     if not isinstance(question, str) or not question.strip():
         return BadRow(row, "missing_question")
     if isinstance(gt, int | float) and not isinstance(gt, bool):
         gt = str(gt)
     if not isinstance(gt, str) or not gt.strip():
         return BadRow(row, "missing_ground_truth")
+    return question, gt
+
+
+def _read_image(root: Path, ref: str, row: int) -> bytes | BadRow:
+    """The bytes of image ``ref`` under the resolved folder ``root``; a path leaving it is refused."""
+    p = (root / ref).resolve()
+    if not p.is_relative_to(root):
+        return BadRow(row, "image_outside_folder")
+    if not p.is_file():
+        return BadRow(row, "missing_image")
+    return p.read_bytes()
+
+
+def _rl_row(rec: dict[str, Any], row: int, base: Path) -> Sample | BadRow:
+    extra = rec.get("extra_info") or {}
+    reward = rec.get("reward_model") or {}
+    checked = _question_and_truth(extra.get("question"), reward.get("ground_truth", extra.get("answer")), row)
+    if isinstance(checked, BadRow):
+        return checked
+    question, gt = checked
     images: list[bytes] = []
     for img in rec.get("images") or []:
         data = img.get("bytes") if isinstance(img, dict) else None
         if data is None and isinstance(img, dict) and img.get("path"):
-            p = (base / img["path"]).resolve()
-            if not p.is_file():
-                return BadRow(row, "missing_image")
-            data = p.read_bytes()
+            data = _read_image(base.resolve(), img["path"], row)
+            if isinstance(data, BadRow):
+                return data
         if not data:
             return BadRow(row, "missing_image")
         images.append(bytes(data))
@@ -165,13 +181,10 @@ def _jsonl_row(
 ) -> Sample | BadRow:
     if not isinstance(rec, dict):
         return BadRow(row, "not_an_object")
-    question, gt = rec.get(keys["question"]), rec.get(keys["answer"])
-    if not isinstance(question, str) or not question.strip():
-        return BadRow(row, "missing_question")
-    if isinstance(gt, int | float) and not isinstance(gt, bool):
-        gt = str(gt)
-    if not isinstance(gt, str) or not gt.strip():
-        return BadRow(row, "missing_ground_truth")
+    checked = _question_and_truth(rec.get(keys["question"]), rec.get(keys["answer"]), row)
+    if isinstance(checked, BadRow):
+        return checked
+    question, gt = checked
     refs = rec.get(keys["images"], rec.get("image", []))
     if isinstance(refs, str):
         refs = [refs]
@@ -180,12 +193,10 @@ def _jsonl_row(
     root = image_dir.resolve()
     images = []
     for ref in refs:
-        p = (root / ref).resolve()
-        if not p.is_relative_to(root):
-            return BadRow(row, "image_outside_folder")
-        if not p.is_file():
-            return BadRow(row, "missing_image")
-        images.append(p.read_bytes())
+        data = _read_image(root, ref, row)
+        if isinstance(data, BadRow):
+            return data
+        images.append(data)
     imgs = tuple(images)
     return Sample(
         sample_id=content_id(question, gt, imgs),

@@ -78,3 +78,31 @@ def test_bad_rows_and_duplicates_are_counted(tmp_path: Path, fake_server) -> Non
     assert summary["duplicates"] == 1
     assert summary["bad_input"] == {"missing_ground_truth": 1}
     assert summary["attempts"] == 4
+
+
+@pytest.mark.parametrize(
+    "image, reason",
+    [
+        pytest.param({"bytes": None, "path": "ok.png"}, None, id="path-inside-folder"),
+        pytest.param({"bytes": None, "path": "nope.png"}, "missing_image", id="missing-path"),
+        pytest.param({"bytes": None, "path": "../outside.png"}, "image_outside_folder", id="path-escape"),
+    ],
+)
+def test_rl_parquet_image_paths(tmp_path: Path, image: dict, reason: str | None) -> None:
+    import pandas as pd
+
+    _write(tmp_path, [])  # ok.png in tmp_path/sub, outside.png in tmp_path
+    rec = {
+        "data_source": "t",
+        "prompt": [{"role": "user", "content": "<image>q?"}],
+        "images": [image],
+        "reward_model": {"style": "rule", "ground_truth": "3"},
+        "extra_info": {"question": "q?", "index": 0},
+    }
+    path = tmp_path / "sub" / "rl.parquet"
+    pd.DataFrame([rec]).to_parquet(path)
+    (item,) = list(iter_samples(path))
+    if reason is None:
+        assert isinstance(item, Sample) and item.images[0] == (tmp_path / "ok.png").read_bytes()
+    else:
+        assert isinstance(item, BadRow) and item.reason == reason
