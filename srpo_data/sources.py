@@ -66,6 +66,23 @@ def _id(example: Mapping[str, Any], *keys: str) -> str | None:
     return None
 
 
+def _boxed_answer_row(
+    source: Any, *, question: Any, answer: Any, images: list[Any], index: int, split: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """A row of a source whose answers may be a whole ``\\boxed{X}`` (the ground truth is then ``X``)."""
+    return build_rl_row(
+        question=question,
+        answer=answer,
+        images=images,
+        data_source=source.data_source,
+        index=index,
+        split=split,
+        extra=extra,
+        image_options=source.images,
+        ground_truth=unwrap_boxed(answer) if isinstance(answer, str) else None,
+    )
+
+
 @dataclass(frozen=True)
 class Geometry3K:
     name: ClassVar[str] = "geometry3k"
@@ -95,16 +112,14 @@ class MMK12:
 
     def make_row(self, example: Mapping[str, Any], index: int, split: str) -> dict[str, Any]:
         answer = example.get("answer")
-        return build_rl_row(
+        return _boxed_answer_row(
+            self,
             question=example.get("question"),
             answer=answer,
             images=as_image_list(example.get("image")),
-            data_source=self.data_source,
             index=index,
             split=split,
             extra={"id": _id(example, "id"), "subject": example.get("subject")},
-            image_options=self.images,
-            ground_truth=unwrap_boxed(answer) if isinstance(answer, str) else None,
         )
 
 
@@ -158,16 +173,14 @@ class SRPORL:
     def make_row(self, example: Mapping[str, Any], index: int, split: str) -> dict[str, Any]:
         question, images = parse_chat_message(example.get(self.message_key))
         answer = example.get("answer")
-        return build_rl_row(
+        return _boxed_answer_row(
+            self,
             question=question,
             answer=answer,
             images=images,
-            data_source=self.data_source,
             index=index,
             split=split,
             extra={"id": _id(example, "id")},
-            image_options=self.images,
-            ground_truth=unwrap_boxed(answer) if isinstance(answer, str) else None,
         )
 
 
@@ -180,16 +193,14 @@ class ViRL39K:
 
     def make_row(self, example: Mapping[str, Any], index: int, split: str) -> dict[str, Any]:
         answer = example.get("answer")
-        return build_rl_row(
+        return _boxed_answer_row(
+            self,
             question=example.get("question"),
             answer=answer,
             images=as_image_list(example.get("image")),
-            data_source=self.data_source,
             index=index,
             split=split,
             extra={"id": _id(example, "qid", "id"), **{k: example.get(k) for k in self.extra_keys}},
-            image_options=self.images,
-            ground_truth=unwrap_boxed(answer) if isinstance(answer, str) else None,
         )
 
 
@@ -204,16 +215,14 @@ class ThinkLite:
         question = example.get("problem", example.get("question"))
         image_value = example.get("image", example.get("images"))
         answer = example.get("answer")
-        return build_rl_row(
+        return _boxed_answer_row(
+            self,
             question=question,
             answer=answer,
             images=as_image_list(image_value),
-            data_source=self.data_source,
             index=index,
             split=split,
             extra={"id": _id(example, "id", "ID")},
-            image_options=self.images,
-            ground_truth=unwrap_boxed(answer) if isinstance(answer, str) else None,
         )
 
 
