@@ -15,6 +15,17 @@ What it adds to verl, and nothing else:
   terms: see :mod:`recipe.srpo.metrics`), which verl's trainer logs only for
   validation.  This is done by swapping verl's registered ``sync`` trainer for a
   subclass inside the Ray task runner; everything else is verl's own code.
+
+Where the online filter sits (verl 0.9.1, ``verl/trainer/ppo/v1/``): the trainer's
+``_step_once`` asks the replay buffer for a batch (``ReplayBuffer.sample``).  The buffer
+evicts every finished group whose filter metric has no spread
+(``_dapo_filtered_keys`` -> ``_evict_terminal_groups`` -> ``_clear_groups``, which deletes
+the group's trajectories from TransferQueue) and refills with new prompts until enough
+groups remain, then discards the surplus (``_clear_groups`` again).  So the batch that
+reaches ``_compute_metrics`` is the post-filter one (``training/srpo/*``), and the only
+place the evicted responses can still be read is ``_clear_groups``, just before they are
+deleted: :func:`srpo_replay_buffer_cls` records their reward dicts there, and the trainer
+logs ``training/srpo/prefilter/*`` from trained + evicted.
 """
 
 from __future__ import annotations
@@ -31,14 +42,62 @@ from recipe.srpo.checks import ConfigError, check_no_legacy_reward_key
 logger = logging.getLogger(__name__)
 
 
+def srpo_replay_buffer_cls() -> type:
+    """verl's sync ``ReplayBuffer`` that keeps the reward dicts of the train groups it deletes.
+
+    ``_clear_groups`` is where verl 0.9.1 deletes the groups its online filter evicted (and the
+    surplus groups it does not train on) from TransferQueue; this override reads their
+    ``extra_fields`` first.  :meth:`pop_evicted_infos` hands them to the trainer once per step.
+    """
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+    from recipe.srpo.metrics import reward_infos_from_extra_fields
+
+    class SRPOReplayBuffer(ReplayBuffer):
+        def _clear_groups(self, partition_id: str, uids: set[str]) -> None:
+            if partition_id == "train" and uids:
+                import transfer_queue as tq
+
+                partition = self.partitions[partition_id]
+                keys = sorted(key for key in partition if key.split("_")[0] in uids)
+                keep = [not partition[key].get("is_padding", False) for key in keys]
+                if keys:
+                    data = tq.kv_batch_get(keys=keys, partition_id=partition_id, select_fields=["extra_fields"])
+                    infos = reward_infos_from_extra_fields(list(data["extra_fields"]), keep=keep)
+                    self.__dict__.setdefault("srpo_evicted_infos", []).extend(infos)
+            super()._clear_groups(partition_id, uids)
+
+        def pop_evicted_infos(self) -> list[dict]:
+            """The reward dicts recorded since the last call (the step's evicted and surplus responses)."""
+            return self.__dict__.pop("srpo_evicted_infos", [])
+
+    return SRPOReplayBuffer
+
+
 def srpo_trainer_cls() -> type:
     """verl's sync PPO trainer with SRPO's reflection metrics added to every training step."""
     import numpy as np
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
     from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-    from recipe.srpo.metrics import reflection_metrics, reward_infos_from_extra_fields
+    from recipe.srpo.metrics import reflection_metrics, reward_infos_from_extra_fields, step_reflection_metrics
+
+    buffer_cls = srpo_replay_buffer_cls()
 
     class SRPOTrainerSync(PPOTrainerSync):
+        def _build_replay_buffer(self):
+            buffer = super()._build_replay_buffer()
+            # verl builds its own ReplayBuffer with kwargs it derives from the config; the subclass adds
+            # no state to construct, so the built object is switched to it rather than rebuilt.
+            if type(buffer) is ReplayBuffer:
+                buffer.__class__ = buffer_cls
+            else:
+                logger.warning(
+                    "custom sampler %s: training/srpo/prefilter/* is not logged (the evicted groups cannot be read)",
+                    type(buffer).__name__,
+                )
+            return buffer
+
         def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
             super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
             import transfer_queue as tq
@@ -46,7 +105,11 @@ def srpo_trainer_cls() -> type:
             keep = np.array([not tag.get("is_padding", False) for tag in batch.tags], dtype=bool)
             data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
             infos = reward_infos_from_extra_fields(list(data["extra_fields"]), keep=keep.tolist())
-            metrics.update(reflection_metrics(infos))
+            buffer = getattr(self, "replay_buffer", None)
+            if isinstance(buffer, buffer_cls):
+                metrics.update(step_reflection_metrics(infos, buffer.pop_evicted_infos()))
+            else:
+                metrics.update(reflection_metrics(infos))
 
     return SRPOTrainerSync
 

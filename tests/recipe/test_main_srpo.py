@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -40,6 +41,78 @@ def test_trainer_logs_reflection_metrics_each_step(monkeypatch):
     assert metrics["training/srpo/responses"] == 2.0  # padding dropped
     assert metrics["training/srpo/fix_rate"] == 0.5
     assert metrics["training/srpo/acc/mean"] == 0.5
+
+
+def reward(acc_first, acc):
+    return {"reward_extra_info": {
+        "acc": float(acc), "acc_first": float(acc_first), "fixed": float(not acc_first and acc),
+        "kept": float(acc_first and acc), "broke": float(acc_first and not acc),
+        "stayed_wrong": float(not acc_first and not acc),
+    }}
+
+
+class FakeTransferQueue:
+    """The four TransferQueue calls verl 0.9.1's sync ReplayBuffer and the metrics hook make, over a dict."""
+
+    def __init__(self, groups):
+        # groups: {uid: (global_steps, [extra_fields of each response])}
+        self.store = {"train": {}}
+        for uid, (steps, responses) in groups.items():
+            self.store["train"][uid] = ({"is_prompt": True, "status": "finished", "global_steps": steps}, None)
+            for i, extra in enumerate(responses):
+                tag = {"global_steps": steps, "min_global_steps": steps, "max_global_steps": steps}
+                self.store["train"][f"{uid}_{i}"] = (tag, extra)
+
+    def kv_list(self):
+        return {pid: {key: tag for key, (tag, _) in items.items()} for pid, items in self.store.items()}
+
+    def kv_batch_get(self, keys, partition_id, select_fields):
+        assert select_fields == ["extra_fields"]
+        return {"extra_fields": [self.store[partition_id][key][1] for key in keys]}
+
+    def kv_clear(self, partition_id, keys):
+        for key in keys:
+            self.store[partition_id].pop(key, None)
+
+
+def test_prefilter_metrics_see_the_groups_verls_filter_evicted(monkeypatch):
+    """verl's own sync ReplayBuffer.sample (online filter on acc) with a dict for TransferQueue, no Ray."""
+    import transfer_queue
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    fake = FakeTransferQueue({
+        "g0": (1, [reward(0, 1), reward(0, 0)]),  # mixed: trained
+        "g1": (1, [reward(1, 1), reward(1, 1)]),  # all right: evicted by the filter
+        "g2": (1, [reward(0, 1), reward(0, 0)]),  # mixed: trained
+        "g3": (2, [reward(1, 0), reward(1, 1)]),  # mixed but newest: surplus, discarded
+    })
+    for name in ("kv_list", "kv_batch_get", "kv_clear"):
+        monkeypatch.setattr(transfer_queue, name, getattr(fake, name))
+    monkeypatch.setattr(PPOTrainer, "_compute_metrics", lambda self, *a: None)
+
+    cls = srpo_trainer_cls()
+    trainer = cls.__new__(cls)  # no GPUs, no Ray: verl's replay-buffer factory and the metrics hook only
+    trainer.config = compose(GRPO_CONFIG, ["data.train_batch_size=2"])
+    trainer.trainer_mode = "sync"
+    trainer._add_prompts_to_generate = lambda n: pytest.fail("no refill expected: enough groups have signal")
+    trainer.replay_buffer = trainer._build_replay_buffer()
+    batch, filter_metrics = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert filter_metrics["training/filter_groups/evicted_samples"] == 1  # g1, by verl's filter
+    assert sorted({key.split("_")[0] for key in batch.keys}) == ["g0", "g2"]
+
+    metrics = {}
+    trainer._compute_metrics(batch, metrics, {}, 1, 0)
+    # trained (post-filter): only first-wrong responses, half of them fixed
+    assert metrics["training/srpo/responses"] == 4.0
+    assert metrics["training/srpo/fix_rate"] == 0.5
+    assert math.isnan(metrics["training/srpo/break_rate"])
+    # everything the policy generated: g1's two kept answers and g3's broken one count too
+    assert metrics["training/srpo/prefilter/responses"] == 8.0
+    assert metrics["training/srpo/prefilter/fix_rate"] == 0.5
+    assert metrics["training/srpo/prefilter/break_rate"] == 0.25
+    assert metrics["training/srpo/prefilter/acc/mean"] == 5 / 8
+    # recorded once: the next step starts empty
+    assert trainer.replay_buffer.pop_evicted_infos() == []
 
 
 def test_use_srpo_trainer_swaps_the_sync_trainer(monkeypatch):

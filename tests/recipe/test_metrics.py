@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from recipe.srpo.metrics import reflection_metrics, reward_infos_from_extra_fields
+from recipe.srpo.metrics import reflection_metrics, reward_infos_from_extra_fields, step_reflection_metrics
 
 
 def row(acc_first, acc, fmt=1.0):
@@ -66,3 +66,21 @@ def test_reward_infos_from_extra_fields_unwraps_and_drops_padding():
     ]
     infos = reward_infos_from_extra_fields(fields, keep=[True, True, False, True])
     assert infos == [{"acc": 1.0}, {"acc": 0.0}]
+
+
+def test_step_metrics_log_trained_and_prefilter_sets():
+    trained = [row(0, 1), row(0, 0)]
+    evicted = [row(1, 1), row(1, 1), row(1, 0), row(1, 1)]  # e.g. an all-right group and a surplus one
+    out = step_reflection_metrics(trained, evicted)
+    assert out["training/srpo/responses"] == 2.0 and math.isnan(out["training/srpo/break_rate"])
+    assert out["training/srpo/prefilter/responses"] == 6.0
+    assert out["training/srpo/prefilter/break_rate"] == pytest.approx(0.25)
+    assert out["training/srpo/prefilter/fix_rate"] == pytest.approx(0.5)
+
+
+def test_step_metrics_without_evictions_are_equal():
+    rows = [row(0, 1), row(1, 0)]
+    out = step_reflection_metrics(rows, [])
+    trained = {k.removeprefix("training/srpo/"): v for k, v in out.items() if "/prefilter/" not in k}
+    prefilter = {k.removeprefix("training/srpo/prefilter/"): v for k, v in out.items() if "/prefilter/" in k}
+    assert trained == prefilter and trained["fix_rate"] == 1.0
