@@ -17,6 +17,10 @@ from srpo_data.demo import png_bytes, srpo_target, write_builder_sft, write_raw_
 from srpo_data.demo import problem as _problem
 from srpo_reward.prompts import render_prompt
 
+# verl's overlong-prompt filter in the loading process: the GPU config's worker pool (datasets forks it)
+# deadlocked in test processes that had already used the tokenizer.
+IN_PROCESS_FILTER = "data.filter_overlong_prompts_workers=null"
+
 GEO3K_INSTRUCTION = (
     "You FIRST think about the reasoning process as an internal monologue and then provide the final answer. "
     "The reasoning process MUST BE enclosed within <think> </think> tags. The final answer MUST BE put in \\boxed{}."

@@ -140,3 +140,36 @@ def test_legacy_key_composes_in_verl_but_is_refused_by_the_recipe():
     # ... and the recipe's check names the key to use instead.
     with pytest.raises(ConfigError, match=r"reward\.custom_reward_function\.path=pkg://srpo_reward"):
         check_no_legacy_reward_key(cfg)
+
+
+@pytest.fixture(scope="module")
+def grpo_yaml():
+    """The recipe's own GRPO file, before verl's defaults fill it in: what the recipe pins itself."""
+    return OmegaConf.load(CONFIG_DIR / "srpo_trainer.yaml")
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        pytest.param("actor_rollout_ref.actor.use_kl_loss", False, id="no-kl-loss"),
+        pytest.param("actor_rollout_ref.actor.kl_loss_coef", 0.0, id="kl-loss-coef-0"),
+        pytest.param("algorithm.use_kl_in_reward", False, id="no-kl-in-reward"),
+        pytest.param("algorithm.kl_ctrl.kl_coef", 0.0, id="kl-reward-coef-0"),
+    ],
+)
+def test_kl_term_is_pinned_off_in_the_recipe_file(grpo_yaml, key, expected):
+    # verl's defaults are the same today; the recipe pins them so a verl default change cannot switch KL on
+    assert OmegaConf.select(grpo_yaml, key, default="unset") == expected
+
+
+def test_no_reference_model_is_built_and_no_dead_reference_keys_are_set(grpo_cfg, grpo_yaml):
+    from verl.trainer.ppo.utils import need_reference_policy
+
+    assert need_reference_policy(grpo_cfg) is False
+    assert "ref" not in grpo_yaml.actor_rollout_ref, "keys for a reference model that is never built"
+
+
+def test_gpu_config_filters_overlong_prompts_with_several_workers(grpo_yaml):
+    # null (one process) is the CPU tests' workaround; on 37K prompts it costs about 11 minutes
+    workers = grpo_yaml.data.filter_overlong_prompts_workers
+    assert isinstance(workers, int) and workers >= 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _data import GEO3K_INSTRUCTION, write_geo3k_parquet, write_sft_parquet  # noqa: E402
+from _data import GEO3K_INSTRUCTION, IN_PROCESS_FILTER, write_geo3k_parquet, write_sft_parquet  # noqa: E402
 
 from recipe.srpo.dataset import apply_srpo_prompt, cap_image_pixels, has_srpo_prompt, question_of  # noqa: E402
 from srpo_reward import render_prompt  # noqa: E402
@@ -95,7 +95,7 @@ def test_geo3k_parquet_through_verl_loader_gets_srpo_prompt(tmp_path, tiny_model
     from recipe.srpo.dry_run import GRPO_CONFIG, compose
 
     path = write_geo3k_parquet(tmp_path / "train.parquet", rows=4)
-    cfg = compose(GRPO_CONFIG, [f"data.train_files={path}", "data.shuffle=false"])
+    cfg = compose(GRPO_CONFIG, [f"data.train_files={path}", "data.shuffle=false", IN_PROCESS_FILTER])
     ds = create_rl_dataset([str(path)], cfg.data, tiny_model_cfg.tokenizer, tiny_model_cfg.processor, max_samples=4)
     assert isinstance(ds, SRPODataset) and len(ds) == 4
     item = ds[0]
@@ -114,7 +114,7 @@ def test_rl_image_cap_reaches_the_image(tmp_path, tiny_model_cfg):
     path = write_geo3k_parquet(tmp_path / "train.parquet", rows=1, image_size=(224, 224))
     sizes = {}
     for cap in ("null", "12544"):
-        cfg = compose(GRPO_CONFIG, [f"data.max_image_pixels={cap}", "data.shuffle=false"])
+        cfg = compose(GRPO_CONFIG, [f"data.max_image_pixels={cap}", "data.shuffle=false", IN_PROCESS_FILTER])
         ds = create_rl_dataset([str(path)], cfg.data, tiny_model_cfg.tokenizer, tiny_model_cfg.processor, max_samples=1)
         images, _, _ = type(ds)._process_multi_modal_info(ds[0]["raw_prompt"], ds.image_patch_size, cfg.data)
         sizes[cap] = images[0].size[0] * images[0].size[1]
