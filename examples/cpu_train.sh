@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The main job, trained for real on a CPU (no GPU, no network), then checked from what it left behind:
+#   1. a workspace: tiny random-weight Qwen2.5-VL, a geometry3k look-alike, stage-1 SFT data;
+#   2. CPU_TRAIN=1 bash examples/run_qwen7b_srpo.sh, stage by stage: data (prepare_rl), sft (verl's SFT
+#      trainer, 2 steps), merge (verl.model_merger), grpo (main_srpo: vLLM-CPU rollouts, the SRPO reward
+#      in verl's reward loop, the online filter, FSDP2 updates, weight sync; 2 steps), then grpo again
+#      with one more step, which must resume from the step-2 checkpoint;
+#   3. python -m recipe.srpo.cpu.verify_run: what the run proved (each line PASS or FAIL).
+# GRPO uses the toy reward recipe/srpo/cpu/toy_reward.py (the SRPO reward plus a synthetic accuracy):
+# a random tiny model earns 0 from the SRPO reward everywhere, which leaves nothing to learn and makes
+# the online filter evict every group forever.
+#
+#   bash examples/cpu_train.sh                     # workspace in a new temporary folder
+#   WORKSPACE=/tmp/my-run bash examples/cpu_train.sh
+#   SCRIPT=run_qwen32b_srpo.sh bash examples/cpu_train.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON=${PYTHON:-$HERE/../.venv/bin/python}
+SCRIPT=${SCRIPT:-run_qwen7b_srpo.sh}
+WORKSPACE=${WORKSPACE:-$(mktemp -d "${TMPDIR:-/tmp}/srpo-cpu-train.XXXXXX")}
+GRPO_STEPS=${GRPO_STEPS:-2}
+export PYTHON CPU_TRAIN=1 TOKENIZERS_PARALLELISM=false
+
+say() { printf '[cpu_train %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+timed() {  # timed NAME LOG COMMAND...: run, tee to LOG, record the stage's wall time
+    local name=$1 log=$2 start=$SECONDS
+    shift 2
+    say "${name}: log ${log}"
+    "$@" 2>&1 | tee "${log}" >&2
+    echo "${name} $((SECONDS - start))" >> "${WORKSPACE}/logs/stage_seconds.txt"
+    say "${name}: done in $((SECONDS - start)) s"
+}
+
+mkdir -p "${WORKSPACE}/logs"
+: > "${WORKSPACE}/logs/stage_seconds.txt"
+export MODEL_PATH="${WORKSPACE}/tiny-qwen" DATA_DIR="${WORKSPACE}/data" OUTPUT_DIR="${WORKSPACE}/outputs"
+export SFT_DATA="${DATA_DIR}/sft/sft.parquet"
+export SRPO_CPU_SYNC_DUMP_DIR="${WORKSPACE}/logs/vllm_sync" SRPO_TOY_REWARD_LOG="${WORKSPACE}/logs/toy_reward.jsonl"
+rm -f "${SRPO_TOY_REWARD_LOG}"
+TOY=(reward.custom_reward_function.path=pkg://recipe.srpo.cpu.toy_reward)
+
+timed workspace "${WORKSPACE}/logs/workspace.log" \
+    "${PYTHON}" -m srpo_data.demo --out "${WORKSPACE}" --train-rows 32 --test-rows 4 --sft-rows 16
+timed data "${WORKSPACE}/logs/data.log" env STAGES=data bash "${HERE}/${SCRIPT}"
+timed sft "${WORKSPACE}/logs/sft.log" env STAGES=sft bash "${HERE}/${SCRIPT}"
+timed merge "${WORKSPACE}/logs/merge.log" env STAGES=merge bash "${HERE}/${SCRIPT}"
+timed grpo "${WORKSPACE}/logs/grpo.log" env STAGES=grpo bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
+    "trainer.total_training_steps=${GRPO_STEPS}"
+timed grpo_resume "${WORKSPACE}/logs/grpo_resume.log" env STAGES=grpo bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
+    "trainer.total_training_steps=$((GRPO_STEPS + 1))"
+
+say "what this run proved (workspace ${WORKSPACE}):"
+"${PYTHON}" -m recipe.srpo.cpu.verify_run --workspace "${WORKSPACE}"
+say "stage wall times (s): $(tr '\n' ' ' < "${WORKSPACE}/logs/stage_seconds.txt")"

@@ -1,0 +1,36 @@
+# CPU_TRAIN=1 of run_qwen7b_srpo.sh / run_qwen32b_srpo.sh (sourced by srpo_stages.sh, not run).
+#
+# The same stages and the same argument lists the GPU run builds, plus:
+#   - VERL_PLATFORM=cpu: verl loads the project's CPU platform (recipe/srpo/cpu/, a verl.plugins
+#     entry point) and its patches; nothing of it is active without this variable;
+#   - the cluster shape of one CPU process: 1 node, 1 "GPU" slot, vLLM tensor parallel 1;
+#   - `+cpu=sft` / `+cpu=grpo`: recipe/srpo/config/cpu/{sft,grpo}.yaml, the CPU and tiny-model settings;
+#   - console logging, a checkpoint every step, no periodic validation.
+# MODEL_PATH must be a tiny model (python -m srpo_data.tiny_qwen; examples/cpu_train.sh builds one).
+
+srpo_cpu_train_setup() {
+    export VERL_PLATFORM=cpu
+    export TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-false}
+    if [[ ${NNODES} != 1 || ${GPUS_PER_NODE} != 1 || ${ROLLOUT_TP} != 1 ]]; then
+        srpo_log "CPU_TRAIN=1: one CPU process (NNODES=1 GPUS_PER_NODE=1 ROLLOUT_TP=1 instead of ${NNODES}/${GPUS_PER_NODE}/${ROLLOUT_TP})"
+    fi
+    NNODES=1
+    GPUS_PER_NODE=1
+    ROLLOUT_TP=1
+    ACTOR_MICRO_BSZ=${CPU_ACTOR_MICRO_BSZ:-4}
+    LOGPROB_MICRO_BSZ=${CPU_LOGPROB_MICRO_BSZ:-4}
+    SAVE_FREQ=${CPU_SAVE_FREQ:-1}
+    TEST_FREQ=-1
+    LOGGER='["console"]'
+    if [[ -f ${MODEL_PATH}/config.json ]] && ! "${PYTHON}" - "${MODEL_PATH}" <<'PY'; then
+import json, sys
+cfg = json.load(open(sys.argv[1] + "/config.json"))
+hidden = cfg.get("hidden_size") or cfg.get("text_config", {}).get("hidden_size", 0)
+sys.exit(0 if hidden <= 1024 else 1)
+PY
+        srpo_die "CPU_TRAIN=1 needs a tiny model; ${MODEL_PATH} has hidden size > 1024 (build one: ${PYTHON} -m srpo_data.tiny_qwen --out DIR)"
+    fi
+    SFT_EXTRA=("+cpu=sft" ${SFT_EXTRA[@]+"${SFT_EXTRA[@]}"})
+    GRPO_EXTRA=("+cpu=grpo" ${GRPO_EXTRA[@]+"${GRPO_EXTRA[@]}"})
+    srpo_log "CPU_TRAIN=1: VERL_PLATFORM=cpu, +cpu=sft / +cpu=grpo (recipe/srpo/config/cpu/)"
+}

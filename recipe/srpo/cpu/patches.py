@@ -1,0 +1,263 @@
+"""The narrow patches verl 0.9.1 and vLLM-CPU 0.28 need to train on a CPU.
+
+Each function below works around one piece of upstream code (file and line of the
+pinned, installed versions), is idempotent, returns whether it changed anything,
+and is tested on its own (tests/recipe/test_cpu_platform.py).  None of them runs
+unless the CPU platform is selected (``VERL_PLATFORM=cpu``): :mod:`recipe.srpo.cpu.plugin`
+applies them, and GPU runs never import this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.abc
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_FLAG = "_srpo_cpu_patched"
+
+
+def normalise_backend(backend: Any) -> Any:
+    """``"cpu:gloo,cpu:gloo"`` -> ``"gloo"``; any other backend is returned unchanged.
+
+    verl builds ``f"cpu:gloo,{get_device_name()}:{get_nccl_backend()}"``
+    (``verl/utils/distributed.py:63`` and ``:89``), which on the CPU platform names the
+    ``cpu`` device twice, and ``torch.distributed.init_process_group`` rejects a device
+    given twice.  Only a device:backend list whose every backend is gloo is collapsed.
+    """
+    if not isinstance(backend, str) or "," not in backend:
+        return backend
+    pairs = [item.strip().split(":", 1) for item in backend.split(",")]
+    if all(len(p) == 2 and p[1].strip() == "gloo" for p in pairs):
+        return "gloo"
+    return backend
+
+
+def patch_process_group_backend() -> bool:
+    """Wrap ``torch.distributed.init_process_group`` to apply :func:`normalise_backend`.
+
+    Patched on ``torch.distributed`` itself because verl calls it by attribute
+    (``torch.distributed.init_process_group(backend=...)``), so the import order of
+    verl's modules does not matter.
+    """
+    import torch.distributed as dist
+
+    current = dist.init_process_group
+    if getattr(current, _FLAG, False):
+        return False
+
+    @functools.wraps(current)
+    def init_process_group(*args: Any, **kwargs: Any) -> Any:
+        if "backend" in kwargs:
+            kwargs["backend"] = normalise_backend(kwargs["backend"])
+        elif args:
+            args = (normalise_backend(args[0]), *args[1:])
+        return current(*args, **kwargs)
+
+    setattr(init_process_group, _FLAG, True)
+    dist.init_process_group = init_process_group
+    return True
+
+
+def select_fsdp_engine(environ: dict[str, str] | None = None) -> bool:
+    """Let verl pick its FSDP engine on the CPU platform (``VERL_ENGINE_DEVICE=cuda``).
+
+    verl registers its FSDP engines for ``cuda`` and ``npu`` only
+    (``verl/workers/engine/fsdp/transformer_impl.py:1143``) and looks them up by the
+    platform's device name (``verl/workers/engine/base.py:399-430``), which would fail
+    for ``cpu``.  verl's own override, ``VERL_ENGINE_DEVICE``, selects the CUDA
+    registration; the engine then places everything on the platform's device, the CPU.
+    A value the user set is kept.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("VERL_ENGINE_DEVICE"):
+        return False
+    environ["VERL_ENGINE_DEVICE"] = "cuda"
+    return True
+
+
+def set_vllm_cpu_env(environ: dict[str, str] | None = None) -> bool:
+    """Put vLLM-CPU's settings (:data:`recipe.srpo.cpu.platform.VLLM_CPU_DEFAULTS`) into the environment.
+
+    Processes started later (Ray workers, vLLM's engine core) inherit them; values the
+    user set are kept.
+    """
+    from recipe.srpo.cpu.platform import vllm_cpu_env
+
+    environ = os.environ if environ is None else environ
+    changed = False
+    for key, value in vllm_cpu_env(environ).items():
+        if key not in environ:
+            environ[key] = value
+            changed = True
+    return changed
+
+
+def keep_plain_linear_weights(utils_module: Any) -> bool:
+    """Make vLLM-CPU keep every linear layer's plain ``weight`` Parameter after loading.
+
+    vLLM-CPU repacks each unquantized linear weight into a oneDNN or sgl-kernel
+    layout and drops the original (``vllm/model_executor/layers/linear.py:198-202``
+    calls ``dispatch_cpu_unquantized_gemm(layer, remove_weight=True)``,
+    ``vllm/model_executor/layers/utils.py:269-372``).  verl's weight sync loads new
+    weights in place through each parameter's ``weight_loader``, so after the repack
+    it fails with ``'Parameter' object has no attribute 'weight_loader'``, and a
+    repacked copy would not see the new values anyway.  With this patch 2-D linear
+    weights use plain ``torch.nn.functional.linear`` on the live parameter (slower
+    than oneDNN, exact, and updated by every sync); other layers (3-D MoE experts,
+    conv) keep vLLM's own dispatch.
+    """
+    current = utils_module.dispatch_cpu_unquantized_gemm
+    if getattr(current, _FLAG, False):
+        return False
+
+    import torch
+
+    @functools.wraps(current)
+    def dispatch_cpu_unquantized_gemm(layer: Any, remove_weight: bool) -> None:
+        weight = getattr(layer, "weight", None)
+        if weight is None or weight.is_meta or weight.ndim != 2:
+            return current(layer, remove_weight)
+        layer.cpu_linear = lambda x, weight, bias: torch.nn.functional.linear(x, weight, bias)
+
+    setattr(dispatch_cpu_unquantized_gemm, _FLAG, True)
+    utils_module.dispatch_cpu_unquantized_gemm = dispatch_cpu_unquantized_gemm
+    return True
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs a callback on a module right after its first import (for modules not imported yet)."""
+
+    def __init__(self, name: str, callback: Callable[[Any], Any]):
+        self.name = name
+        self.callback = callback
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+        callback = self.callback
+
+        def exec_then_patch(module: Any) -> None:
+            exec_module(module)
+            callback(module)
+
+        spec.loader.exec_module = exec_then_patch  # type: ignore[method-assign]
+        return spec
+
+
+def when_imported(name: str, callback: Callable[[Any], Any]) -> None:
+    """Call ``callback(module)`` now if ``name`` is imported, else right after its import.
+
+    Used so that the CPU plugin, which verl loads in every process at ``import verl``,
+    does not import vLLM in processes that never use it.
+    """
+    if name in sys.modules:
+        callback(sys.modules[name])
+        return
+    if not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, callback))
+
+
+#: Set to a folder to make every vLLM rollout worker save its weights after each weight sync
+#: (a test hook of the CPU runs: :mod:`recipe.srpo.cpu.verify_run` compares them with the actor's).
+SYNC_DUMP_ENV = "SRPO_CPU_SYNC_DUMP_DIR"
+
+
+def dump_weights_after_sync(utils_module: Any) -> bool:
+    """With ``SRPO_CPU_SYNC_DUMP_DIR`` set, save vLLM's weights after every sync from the actor.
+
+    Wraps verl's ``vLLMColocateWorkerExtension.update_weights_from_ipc``
+    (``verl/workers/rollout/vllm_rollout/utils.py:248-353``), which runs inside vLLM's
+    worker process: after verl's own code has loaded the new weights and run vLLM's
+    post-load processing, the model's parameters, under vLLM's names, go to
+    ``<dir>/sync-<pid>-<n>.safetensors`` (n counts syncs in that process, from 0).
+    This reads what vLLM will really generate with, so a sync that silently loaded
+    nothing (or into a repacked copy) shows up as a difference from the actor's
+    checkpoint.  Without the variable nothing is saved.
+    """
+    ext = utils_module.vLLMColocateWorkerExtension
+    current = ext.update_weights_from_ipc
+    if getattr(current, _FLAG, False):
+        return False
+    counter = {"n": 0}
+
+    @functools.wraps(current)
+    def update_weights_from_ipc(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = current(self, *args, **kwargs)
+        folder = os.environ.get(SYNC_DUMP_ENV)
+        if folder:
+            from safetensors.torch import save_file
+
+            os.makedirs(folder, exist_ok=True)
+            tensors = {
+                name: param.detach().to("cpu").contiguous().clone()
+                for name, param in self.model_runner.model.named_parameters()
+            }
+            path = os.path.join(folder, f"sync-{os.getpid()}-{counter['n']:03d}.safetensors")
+            save_file(tensors, path + ".tmp")
+            os.replace(path + ".tmp", path)
+            counter["n"] += 1
+        return result
+
+    setattr(update_weights_from_ipc, _FLAG, True)
+    ext.update_weights_from_ipc = update_weights_from_ipc
+    return True
+
+
+def fix_3d_position_ids_before_select(tensordict_utils: Any) -> bool:
+    """Restore the ragged dimension of Qwen2.5-VL's 3-D position ids before verl indexes a batch.
+
+    verl knows that a nested (jagged) ``position_ids`` tensor of shape
+    ``(batch, 4, seq)`` loses its ragged index (2) when TensorDict is consolidated
+    and pickled, and repairs it with ``maybe_fix_3d_position_ids``
+    (``verl/utils/tensordict_utils.py:910-915``), but only on each mini-batch
+    (``verl/workers/engine_workers.py:289``), after ``make_iterator`` has already
+    indexed the whole batch (``tensordict_utils.py:610`` -> ``index_select_tensor_dict``,
+    ``:482-500``).  With the online filter on, the second GRPO step's batch (groups
+    from several generation rounds) reached that indexing with the wrong ragged index:
+    ``split_with_sizes expects split_sizes to sum exactly to 545 ... got [4, 4, ...]``.
+    This applies verl's own repair first.
+    """
+    current = tensordict_utils.index_select_tensor_dict
+    if getattr(current, _FLAG, False):
+        return False
+    fix = tensordict_utils.maybe_fix_3d_position_ids
+
+    @functools.wraps(current)
+    def index_select_tensor_dict(batch: Any, indices: Any) -> Any:
+        if batch is not None:
+            fix(batch)
+        return current(batch, indices)
+
+    setattr(index_select_tensor_dict, _FLAG, True)
+    tensordict_utils.index_select_tensor_dict = index_select_tensor_dict
+    return True
+
+
+VERL_TENSORDICT_UTILS = "verl.utils.tensordict_utils"
+VLLM_GEMM_MODULE = "vllm.model_executor.layers.utils"
+VERL_VLLM_WORKER_MODULE = "verl.workers.rollout.vllm_rollout.utils"
+
+
+def apply_all() -> dict[str, bool]:
+    """Apply every CPU patch; return which ones changed something (False: already applied)."""
+    applied = {
+        "process_group_backend": patch_process_group_backend(),
+        "fsdp_engine_device": select_fsdp_engine(),
+        "vllm_cpu_env": set_vllm_cpu_env(),
+    }
+    when_imported(VERL_TENSORDICT_UTILS, fix_3d_position_ids_before_select)
+    when_imported(VLLM_GEMM_MODULE, keep_plain_linear_weights)
+    when_imported(VERL_VLLM_WORKER_MODULE, dump_weights_after_sync)
+    return applied

@@ -1,0 +1,332 @@
+"""What a CPU training run proved, read from its artifacts (``examples/cpu_train.sh`` prints it).
+
+Every check reads what the run left behind (verl's console step log, checkpoints,
+the merged model, vLLM's weights after each sync, the toy reward's log) and
+recomputes the claim; none trusts an exit status.  :func:`verify` returns one
+:class:`Check` per claim; ``python -m recipe.srpo.cpu.verify_run --workspace DIR``
+prints them and exits 1 if any failed.
+
+Workspace layout (written by ``examples/cpu_train.sh``)::
+
+    DIR/tiny-qwen/            base model (model.safetensors)
+    DIR/outputs/sft_merged/   merged SFT policy
+    DIR/outputs/grpo/global_step_N/actor/model_world_size_1_rank_0.pt
+    DIR/logs/sft.log, grpo.log, grpo_resume.log
+    DIR/logs/vllm_sync/sync-<pid>-<n>.safetensors
+    DIR/logs/toy_reward.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recipe.srpo.freeze_vision import is_vision_param
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STEP_LINE = re.compile(r"(?:^|\s)step:(\d+) - (.*)$")
+NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$")
+
+def expected_srpo_keys() -> list[str]:
+    """Every key the recipe's trainer logs under training/srpo/ each step (post- and pre-filter)."""
+    from recipe.srpo.metrics import PREFILTER_PREFIX, reflection_metrics
+    from srpo_reward import SCORE_KEYS
+
+    row = [dict.fromkeys(SCORE_KEYS, 0.0)]
+    return sorted({**reflection_metrics(row), **reflection_metrics(row, prefix=PREFILTER_PREFIX)})
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"[{'PASS' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+
+
+def _value(text: str) -> Any:
+    text = text.strip()
+    match = NUMPY_SCALAR.match(text)
+    if match:
+        text = match.group(1)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_step_lines(log_text: str) -> dict[int, dict[str, Any]]:
+    """verl's console logger lines (``step:N - key:value - ...``) as ``{step: {key: value}}``."""
+    steps: dict[int, dict[str, Any]] = {}
+    for raw in log_text.splitlines():
+        match = STEP_LINE.search(ANSI.sub("", raw))
+        if not match:
+            continue
+        metrics: dict[str, Any] = {}
+        for item in match.group(2).split(" - "):
+            key, sep, value = item.partition(":")
+            if sep:
+                metrics[key.strip()] = _value(value)
+        steps[int(match.group(1))] = metrics
+    return steps
+
+
+def load_state_dict(path: Path) -> dict[str, Any]:
+    """Full tensors of a safetensors file or of a verl FSDP checkpoint shard (world size 1)."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(str(path), map_location="cpu", weights_only=False)
+    full = {}
+    for name, tensor in state.items():
+        if hasattr(tensor, "full_tensor"):
+            tensor = tensor.full_tensor()
+        full[name] = tensor.detach()
+    return full
+
+
+LEGACY_PREFIXES = (
+    ("visual.", "model.visual."),
+    ("model.layers.", "model.language_model.layers."),
+    ("model.embed_tokens.", "model.language_model.embed_tokens."),
+    ("model.norm.", "model.language_model.norm."),
+)
+
+
+def canonical_name(name: str) -> str:
+    """Hugging Face Qwen2.5-VL names in transformers 5's layout.
+
+    The hub's checkpoints (and the tiny model, which copies them) use the older
+    layout (``model.layers.*``, ``visual.*``) that transformers 5 renames on load
+    and verl's checkpoints store.
+    """
+    for old, new in LEGACY_PREFIXES:
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
+
+
+def weight_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """``{"language": (changed, total), "vision": (changed, total)}`` over the tensors both hold."""
+    import torch
+
+    counts = {"language": [0, 0], "vision": [0, 0]}
+    before = {canonical_name(k): v for k, v in before.items()}
+    after = {canonical_name(k): v for k, v in after.items()}
+    for name in sorted(set(before) & set(after)):
+        part = "vision" if is_vision_param(name) else "language"
+        counts[part][1] += 1
+        if not torch.equal(before[name].float(), after[name].float()):
+            counts[part][0] += 1
+    return {part: (c[0], c[1]) for part, c in counts.items()}
+
+
+def _changes_check(name: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> Check:
+    changes = weight_changes(before, after)
+    (lang_changed, lang_total), (vis_changed, vis_total) = changes["language"], changes["vision"]
+    ok = lang_total > 0 and vis_total > 0 and lang_changed > 0 and vis_changed == 0
+    return Check(name, ok, f"language tensors changed {lang_changed}/{lang_total}, "
+                 f"vision tensors changed {vis_changed}/{vis_total}")
+
+
+def vllm_expected(name: str, actor: Mapping[str, Any]) -> Any:
+    """The actor (Hugging Face) tensor that vLLM's parameter ``name`` must equal, or None if unknown.
+
+    vLLM's Qwen2.5-VL keeps the tower under ``visual.`` and the text model under
+    ``language_model.model.`` / ``language_model.lm_head``, and fuses q/k/v and
+    gate/up projections of the text model into one weight each.
+    """
+    import torch
+
+    if name.startswith("visual."):
+        hf = "model." + name
+    elif name.startswith("language_model.model."):
+        hf = "model.language_model." + name[len("language_model.model."):]
+    elif name.startswith("language_model.lm_head."):
+        hf = name[len("language_model."):]
+    else:
+        hf = name
+    if hf in actor:
+        return actor[hf]
+    for fused, parts in (("qkv_proj", ("q_proj", "k_proj", "v_proj")), ("gate_up_proj", ("gate_proj", "up_proj"))):
+        if f".{fused}." in hf:
+            pieces = [hf.replace(f".{fused}.", f".{part}.") for part in parts]
+            if all(p in actor for p in pieces):
+                return torch.cat([actor[p] for p in pieces], dim=0)
+    return None
+
+
+def compare_vllm_to_actor(vllm: Mapping[str, Any], actor: Mapping[str, Any]) -> tuple[int, int, list[str]]:
+    """(equal, compared, problems) for every vLLM parameter that maps to an actor tensor."""
+    import torch
+
+    equal = compared = 0
+    problems: list[str] = []
+    for name, tensor in sorted(vllm.items()):
+        expected = vllm_expected(name, actor)
+        if expected is None:
+            problems.append(f"{name}: no actor tensor")
+            continue
+        compared += 1
+        # verl sends the actor's weights in the rollout dtype (bf16): compare after the same cast, exactly.
+        if expected.shape == tensor.shape and torch.equal(expected.to(tensor.dtype), tensor):
+            equal += 1
+        else:
+            problems.append(f"{name}: differs from the actor's")
+    return equal, compared, problems
+
+
+def evictions_expected(toy_log: Iterable[Mapping[str, Any]], group_size: int) -> tuple[int, int]:
+    """(groups scored, groups with no accuracy spread) from the toy reward's per-response log."""
+    by_prompt: dict[Any, list[float]] = defaultdict(list)
+    for record in toy_log:
+        by_prompt[record["index"]].append(float(record["acc"]))
+    groups = constant = 0
+    for values in by_prompt.values():
+        for start in range(0, len(values), group_size):
+            group = values[start:start + group_size]
+            groups += 1
+            constant += len(set(group)) == 1
+    return groups, constant
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+
+def first_run_syncs(folder: Path) -> list[Path]:
+    """The first GRPO run's vLLM weight dumps, in sync order (``sync-<pid>-<n>``: the oldest pid's)."""
+    dumps = sorted(folder.glob("sync-*-*.safetensors"), key=lambda p: p.stat().st_mtime)
+    if not dumps:
+        return []
+    pid = dumps[0].name.split("-")[1]
+    return sorted((p for p in dumps if p.name.split("-")[1] == pid), key=lambda p: int(p.stem.split("-")[2]))
+
+
+def sync_check(sync_dir: Path, grpo_dir: Path) -> Check:
+    """After the sync that follows step n, vLLM's weights equal the actor's step-n checkpoint, for every n.
+
+    Sync 0 loads the starting policy; sync n (n >= 1) follows the update of step n.
+    """
+    name = "vLLM weights equal the actor's after every sync"
+    dumps = first_run_syncs(sync_dir)
+    compared_steps, problems = [], []
+    for dump in dumps[1:]:
+        step = int(dump.stem.split("-")[2])
+        ckpt = grpo_dir / f"global_step_{step}" / "actor/model_world_size_1_rank_0.pt"
+        if not ckpt.is_file():
+            problems.append(f"no checkpoint for step {step}")
+            continue
+        equal, compared, bad = compare_vllm_to_actor(load_state_dict(dump), load_state_dict(ckpt))
+        compared_steps.append(f"step {step}: {equal}/{compared} parameters equal")
+        if not compared or equal != compared:
+            problems.extend(bad[:3] or [f"step {step}: nothing compared"])
+    ok = bool(compared_steps) and not problems
+    detail = "; ".join(compared_steps) or f"{len(dumps)} sync dumps in {sync_dir}"
+    return Check(name, ok, detail + (f"; problems: {'; '.join(problems[:3])}" if problems else ""))
+
+
+def verify(workspace: Path, group_size: int = 4, min_steps: int = 2) -> list[Check]:
+    """Every claim of a CPU run, checked from the artifacts under ``workspace``."""
+    ws = Path(workspace)
+    logs, out = ws / "logs", ws / "outputs"
+    checks: list[Check] = []
+
+    # SFT
+    sft_steps = parse_step_lines(_read(logs / "sft.log"))
+    losses = [m.get("train/loss") for _, m in sorted(sft_steps.items())]
+    ok = bool(losses) and all(isinstance(x, float) and math.isfinite(x) for x in losses)
+    checks.append(Check("sft loss finite", ok, f"{len(losses)} SFT steps, loss {losses}"))
+    merged = out / "sft_merged"
+    try:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        AutoModelForImageTextToText.from_pretrained(str(merged))
+        AutoProcessor.from_pretrained(str(merged))
+        checks.append(Check("merged SFT model loads", True, f"{merged} (model and processor)"))
+    except Exception as exc:  # noqa: BLE001 - reported as a failed check
+        checks.append(Check("merged SFT model loads", False, f"{merged}: {exc}"))
+    # The SFT checkpoint keeps the trained fp32 weights (the merged model is saved in bf16, whose
+    # rounding alone would change tensors): compare it with the base model.
+    sft_ckpts = sorted((out / "sft").glob("global_step_*/model_world_size_1_rank_0.pt"),
+                       key=lambda p: int(p.parent.name.split("_")[-1]))
+    base = ws / "tiny-qwen/model.safetensors"
+    if sft_ckpts and base.is_file():
+        checks.append(_changes_check(f"sft trained language, froze vision (base -> {sft_ckpts[-1].parent.name})",
+                                     load_state_dict(base), load_state_dict(sft_ckpts[-1])))
+    else:
+        checks.append(Check("sft trained language, froze vision", False,
+                            f"base weights {'found' if base.is_file() else 'missing'}, {len(sft_ckpts)} SFT checkpoints"))
+
+    # GRPO
+    grpo_log = _read(logs / "grpo.log")
+    steps = parse_step_lines(grpo_log)
+    checks.append(Check(f"grpo ran at least {min_steps} steps", len(steps) >= min_steps,
+                        f"steps logged: {sorted(steps)}"))
+    gen_ok = bool(steps) and "vLLMHttpServer" in grpo_log and all(
+        float(m.get("timing_s/gen", 0)) > 0 and m.get("training/rollout_probs_diff_valid") == 1.0 for m in steps.values())
+    checks.append(Check("rollouts generated by vLLM", gen_ok,
+                        "vLLM server in the log; timing_s/gen > 0 and rollout log-probs compared every step"))
+    want = expected_srpo_keys()
+    missing = {step: [k for k in want if k not in m] for step, m in steps.items()}
+    checks.append(Check("training/srpo/* logged every step", bool(steps) and not any(missing.values()),
+                        f"{len(want)} keys per step; missing: {({s: v for s, v in missing.items() if v}) or 'none'}"))
+
+    ckpts = sorted((out / "grpo").glob("global_step_*/actor/model_world_size_1_rank_0.pt"),
+                   key=lambda p: int(p.parts[-3].split("_")[-1]))
+    if len(ckpts) >= 2:
+        checks.append(_changes_check(f"grpo trained language, froze vision ({ckpts[-2].parts[-3]} -> {ckpts[-1].parts[-3]})",
+                                     load_state_dict(ckpts[-2]), load_state_dict(ckpts[-1])))
+    else:
+        checks.append(Check("grpo trained language, froze vision", False, f"need 2 checkpoints, found {len(ckpts)}"))
+
+    checks.append(sync_check(logs / "vllm_sync", out / "grpo"))
+
+    toy = [json.loads(line) for line in _read(logs / "toy_reward.jsonl").splitlines() if line.strip()]
+    groups, constant = evictions_expected(toy, group_size)
+    evicted = sum(float(m.get("training/filter_groups/evicted_samples", 0.0)) for m in steps.values())
+    checks.append(Check("online filter evicted the groups it should", groups > 0 and constant > 0 and evicted == constant,
+                        f"{groups} groups scored, {constant} without accuracy spread, {int(evicted)} evicted"))
+
+    # Resume
+    resume = parse_step_lines(_read(logs / "grpo_resume.log"))
+    first_steps = sorted(steps)
+    ok = bool(first_steps) and bool(resume) and min(resume) == max(first_steps) + 1
+    checks.append(Check("resume continues at the next step", ok,
+                        f"first run steps {first_steps}, resumed run steps {sorted(resume)}"))
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Check what a CPU training run (examples/cpu_train.sh) proved.")
+    ap.add_argument("--workspace", required=True, type=Path)
+    ap.add_argument("--group-size", type=int, default=4, help="actor_rollout_ref.rollout.n of the run")
+    args = ap.parse_args(argv)
+    checks = verify(args.workspace, group_size=args.group_size)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if not c.ok]
+    print(f"cpu_train: {len(checks) - len(failed)}/{len(checks)} checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
