@@ -87,15 +87,22 @@ def quiet() -> Iterator[io.StringIO]:
 # --------------------------------------------------------------------------- shared checks
 
 
-def model_config(node: DictConfig, stand_in_model: str | None, report: Reporter, check: str) -> Any:
-    """verl's HFModelConfig (tokenizer + processor + external_lib import) for a model node."""
+def model_config(
+    node: DictConfig, stand_in_model: str | None, report: Reporter, check: str,
+    fix: str = "set MODEL_PATH to a local model folder",
+) -> Any:
+    """verl's HFModelConfig (tokenizer + processor + external_lib import) for a model node.
+
+    ``stand_in_model``: checked instead when ``node.path`` holds no model yet (the run scripts pass the
+    base model only when their merge stage, which writes the policy, is scheduled).
+    """
     from verl.utils.config import omega_conf_to_dataclass
 
     node = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
     path = str(node.path)
     local = os.path.expanduser(path)
     if not os.path.isfile(os.path.join(local, "config.json")):
-        if stand_in_model and os.path.exists(os.path.expanduser(stand_in_model)):
+        if stand_in_model and os.path.isfile(os.path.join(os.path.expanduser(stand_in_model), "config.json")):
             report.note(
                 check,
                 f"{path} holds no model yet (the merge stage writes it); checking with its base model {stand_in_model}",
@@ -104,13 +111,10 @@ def model_config(node: DictConfig, stand_in_model: str | None, report: Reporter,
         elif "/" in path and not path.startswith(("/", ".", "~")):
             raise ConfigError(
                 f"model path '{path}' is not a local folder: download it first (the dry run never fetches from a hub) "
-                "and set MODEL_PATH to the folder"
+                f"and {fix}"
             )
         else:
-            raise ConfigError(
-                f"model path '{path}' is not a Hugging Face model folder (no config.json): "
-                "set MODEL_PATH (or POLICY_PATH) to a local model folder"
-            )
+            raise ConfigError(f"model path '{path}' is not a Hugging Face model folder (no config.json): {fix}")
     with quiet():
         cfg = omega_conf_to_dataclass(node)
     if cfg.processor is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,15 +16,13 @@ from recipe.srpo.dry_run.common import (
     Reporter,
     check_files,
     check_freeze,
-    image_token_check,
     model_config,
     note_logger,
-    parquet_rows,
     quiet,
     step,
 )
+from recipe.srpo.dry_run.grpo_data import check_length_filter, check_rl_rows
 from recipe.srpo.dry_run.grpo_reward import check_scoring, reward_manager
-
 
 
 def dry_run_grpo(
@@ -54,6 +51,9 @@ def dry_run_grpo(
         cls = srpo_trainer_cls()
         report.ok("entry point", f"recipe.srpo.main_srpo -> {cls.__name__} (verl V1 sync trainer + SRPO metrics)")
 
+    with step("KL term"):
+        report.ok("KL term", _check_kl(cfg))
+
     with step("verl validate_config"):
         with quiet() as buf:
             try:
@@ -66,7 +66,7 @@ def dry_run_grpo(
         report.ok("verl validate_config", f"{_n_gpus(cfg)} GPUs, batch {cfg.data.train_batch_size} x n={cfg.actor_rollout_ref.rollout.n}")
 
     with step("batch arithmetic"):
-        report.ok("batch arithmetic", _check_grpo_batches(cfg))
+        report.ok("batch arithmetic", _check_grpo_batches(cfg, report))
 
     with step("verl config dataclasses"):
         resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
@@ -79,7 +79,11 @@ def dry_run_grpo(
         report.ok("verl config dataclasses", ", ".join(built))
 
     with step("model"):
-        model_cfg = model_config(cfg.actor_rollout_ref.model, stand_in_model, report, "model")
+        model_cfg = model_config(
+            cfg.actor_rollout_ref.model, stand_in_model, report, "model",
+            fix="set POLICY_PATH to the merged SFT model folder, or include the merge stage in STAGES "
+            "(the base model then stands in until the merge writes it)",
+        )
         report.ok("model", f"{type(model_cfg.processor).__name__}, tokenizer {type(model_cfg.tokenizer).__name__}")
 
     check_freeze(model_cfg, cfg.actor_rollout_ref.model.external_lib, report)
@@ -105,9 +109,11 @@ def dry_run_grpo(
         )
         val = check_files(cfg.data.val_files, "RL val", 1, report, "run the data stage or set RL_VAL_FILE")
     samples = []
-    for what, files in (("RL train rows", train), ("RL val rows", val)):
-        with step(what):
-            samples += _check_rl_rows(cfg, files, model_cfg, rows, report, what)
+    for kind, files, min_rows in (("train", train, bsz), ("val", val, 1)):
+        with step(f"RL {kind} length filter"):
+            dataset = check_length_filter(cfg, files, model_cfg, f"RL {kind} length filter", min_rows, report)
+        with step(f"RL {kind} rows"):
+            samples += check_rl_rows(cfg, dataset, files, model_cfg, rows, report, f"RL {kind} rows")
 
     with step("scored rollouts"):
         report.ok("scored rollouts", check_scoring(cfg, manager, model_cfg.tokenizer, samples, kwargs))
@@ -133,7 +139,7 @@ def _batch_fix(cfg: DictConfig) -> str:
     )
 
 
-def _check_grpo_batches(cfg: DictConfig) -> str:
+def _check_grpo_batches(cfg: DictConfig, report: Reporter) -> str:
     """The batch arithmetic verl's workers assert later, on the GPUs (here: before any GPU is booked)."""
     gpus = _n_gpus(cfg)
     n = int(cfg.actor_rollout_ref.rollout.n)
@@ -156,82 +162,71 @@ def _check_grpo_batches(cfg: DictConfig) -> str:
             f"each rank gets {per_rank} responses per mini batch, not a multiple of "
             f"actor.ppo_micro_batch_size_per_gpu={micro}"
         )
-    tp = int(cfg.actor_rollout_ref.rollout.tensor_model_parallel_size)
-    per_node = int(cfg.trainer.n_gpus_per_node)
-    if tp > gpus or gpus % tp:
-        raise ConfigError(
-            f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp} does not divide the {gpus} GPUs"
-        )
-    if tp > per_node:
-        raise ConfigError(f"rollout tensor parallel size {tp} spans nodes ({per_node} GPUs per node): use <= {per_node}")
+    replicas = _check_rollout_parallel(cfg, report)
     return (
         f"{bsz} prompts x {n} = {bsz * n} responses per step; {per_rank} per rank per update "
-        f"(micro {micro}); {gpus // tp} vLLM replicas of TP={tp}"
+        f"(micro {micro}); {replicas}"
     )
 
 
-def _check_rl_rows(cfg: DictConfig, files: list[str], model_cfg: Any, rows: int, report: Reporter, what: str) -> list[dict]:
-    from verl.trainer.ppo.utils import create_rl_dataset
-    from verl.utils.tokenizer import build_multimodal_processor_inputs
+def _check_rollout_parallel(cfg: DictConfig, report: Reporter) -> str:
+    """How verl 0.9.1 lays vLLM replicas over the GPUs (``verl/workers/rollout/replica.py``, RolloutReplica).
 
-    from recipe.srpo.dataset import has_srpo_prompt
-
-    tokenizer, processor = model_cfg.tokenizer, model_cfg.processor
-    with quiet():
-        dataset = create_rl_dataset(files, cfg.data, tokenizer, processor, is_train=True, max_samples=rows)
-    wanted = min(rows, sum(parquet_rows(f) for f in files))
-    if len(dataset) < wanted:
-        raise ConfigError(
-            f"{wanted - len(dataset)} of the first {wanted} rows of {files[0]} were dropped while loading "
-            f"(prompt longer than data.max_prompt_length={cfg.data.max_prompt_length}, or a broken image/prompt)"
-        )
-    samples = []
-    image_tokens = 0
-    max_len = 0
-    for i in range(len(dataset)):
-        with quiet():
-            item = dataset[i]
-        where = f"{what} {i} of {files[0]}"
-        messages = item["raw_prompt"]
-        user_texts = [
-            part.get("text", "") for m in messages if m.get("role") == "user" and isinstance(m.get("content"), list)
-            for part in m["content"] if part.get("type") == "text"
-        ] + [m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
-        if not any(has_srpo_prompt(t) for t in user_texts):
+    A replica takes ``tp x dp x pp`` consecutive ranks.  Within a node, the node's GPU count must be a
+    multiple of it, or a replica straddles two nodes (6 GPUs per node and TP 4: the second replica gets
+    GPUs 4-5 of node 0 and 0-1 of node 1).  A replica larger than a node is supported (verl's multi-node
+    replicas) when it spans whole nodes (verl asserts that): a NOTE, since TP then crosses the network.
+    """
+    rollout = cfg.actor_rollout_ref.rollout
+    tp = int(rollout.tensor_model_parallel_size)
+    size = tp * int(rollout.get("data_parallel_size", 1) or 1) * int(rollout.get("pipeline_model_parallel_size", 1) or 1)
+    what = f"tensor_model_parallel_size={tp}" if size == tp else f"vLLM replica size {size} (tp x dp x pp)"
+    gpus = _n_gpus(cfg)
+    per_node = int(cfg.trainer.n_gpus_per_node)
+    if size > gpus or gpus % size:
+        raise ConfigError(f"actor_rollout_ref.rollout.{what} does not divide the {gpus} GPUs")
+    if size <= per_node:
+        if per_node % size:
+            divisors = [d for d in range(1, per_node + 1) if per_node % d == 0]
             raise ConfigError(
-                f"{where}: the prompt lacks the SRPO format prompt; keep "
-                "data.custom_cls.path=pkg://recipe.srpo.dataset data.custom_cls.name=SRPODataset"
+                f"actor_rollout_ref.rollout.{what} does not divide the {per_node} GPUs per node: some vLLM "
+                f"replicas would straddle two nodes. Use one of {divisors}"
             )
-        reward_model = item.get("reward_model") or {}
-        if not isinstance(reward_model, dict) or "ground_truth" not in reward_model:
-            raise ConfigError(f"{where}: no reward_model.ground_truth column (verl's reward manager reads it)")
-        images, videos, audios = type(dataset)._process_multi_modal_info(messages, dataset.image_patch_size, cfg.data)
-        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = build_multimodal_processor_inputs(processor, text=[text], images=images, videos=videos, audio=audios)
-        input_ids = inputs["input_ids"][0]
-        if images:
-            image_tokens += image_token_check(processor, input_ids, inputs.get("image_grid_thw"), where)
-        if len(input_ids) > int(cfg.data.max_prompt_length):
-            raise ConfigError(f"{where}: prompt of {len(input_ids)} tokens > data.max_prompt_length")
-        max_len = max(max_len, len(input_ids))
-        samples.append(
-            {
-                "prompt_text": text,
-                "data_source": item.get("data_source", "unknown"),
-                "ground_truth": str(reward_model["ground_truth"]),
-                "extra_info": item.get("extra_info") or {},
-            }
-        )
-    if image_tokens == 0:
+        return f"{gpus // size} vLLM replicas of {size} GPUs (TP={tp}), {per_node // size} per node"
+    if size % per_node:
         raise ConfigError(
-            f"none of the first {len(dataset)} rows of {files[0]} carried an image to the processor: "
-            f"check data.image_key (now '{cfg.data.image_key}') and the <image> placeholders"
+            f"actor_rollout_ref.rollout.{what} is larger than a node ({per_node} GPUs) but not a multiple of it: "
+            f"verl 0.9.1 places a multi-node replica on whole nodes. Use a multiple of {per_node}"
         )
-    report.ok(
-        what,
-        f"{len(dataset)} rows through {type(dataset).__name__} + {type(processor).__name__}: SRPO prompt applied, "
-        f"{image_tokens} image tokens, longest prompt {max_len} <= {cfg.data.max_prompt_length} tokens",
+    report.note(
+        "batch arithmetic",
+        f"each vLLM replica spans {size // per_node} nodes (TP={tp} > {per_node} GPUs per node): verl 0.9.1 "
+        "supports multi-node replicas, but tensor parallelism then runs over the inter-node network (slow)",
     )
-    return samples
+    return f"{gpus // size} vLLM replicas of {size} GPUs (TP={tp}), each over {size // per_node} nodes"
 
 
+def _check_kl(cfg: DictConfig) -> str:
+    """The paper trains without a KL term; a KL switched on with a zero coefficient only costs a reference model."""
+    actor, algorithm = cfg.actor_rollout_ref.actor, cfg.algorithm
+    terms = []
+    if actor.get("use_kl_loss", False):
+        if float(actor.get("kl_loss_coef", 0.0)) == 0.0:
+            raise ConfigError(
+                "actor.use_kl_loss=true with actor.kl_loss_coef=0: verl builds a reference model for a KL loss "
+                "that weighs nothing. Set a coefficient > 0, or keep use_kl_loss=false (the recipe's choice)"
+            )
+        terms.append(f"KL loss x {actor.kl_loss_coef}")
+    if algorithm.get("use_kl_in_reward", False):
+        if float(algorithm.kl_ctrl.kl_coef) == 0.0:
+            raise ConfigError(
+                "algorithm.use_kl_in_reward=true with algorithm.kl_ctrl.kl_coef=0: a reference model for a KL "
+                "penalty that weighs nothing. Set a coefficient > 0, or keep use_kl_in_reward=false"
+            )
+        terms.append(f"KL in reward x {algorithm.kl_ctrl.kl_coef}")
+    if terms:
+        return (
+            f"{' and '.join(terms)}: verl builds a reference model (the recipe's default has no KL term; it needs "
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu)"
+        )
+    return "off (use_kl_loss=false, use_kl_in_reward=false): no reference model is built"

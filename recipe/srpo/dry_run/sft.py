@@ -62,6 +62,9 @@ def dry_run_sft(overrides: Sequence[str], rows: int = DEFAULT_ROWS, report: Repo
             )
         report.ok("batch size", f"{bsz} = {dp} data-parallel ranks x {bsz // dp}")
 
+    with step("micro batches"):
+        report.ok("micro batches", _check_micro_batches(cfg, sp))
+
     with step("SFT data"):
         train = check_files(
             cfg.data.train_files, "SFT train", int(cfg.data.train_batch_size), report,
@@ -74,6 +77,35 @@ def dry_run_sft(overrides: Sequence[str], rows: int = DEFAULT_ROWS, report: Repo
     note_logger(cfg, report)
     report.note("not checked here", GPU_ONLY["sft"])
     return report.passed
+
+
+def _check_micro_batches(cfg: DictConfig, sp: int) -> str:
+    """The memory knob verl's SFT trainer really uses (``data.use_dynamic_bsz`` decides which one).
+
+    With dynamic batching (verl's default) micro batches are packed up to ``max_token_len_per_gpu``
+    tokens per GPU (times the Ulysses size, ``verl/workers/engine/utils.py``) and
+    ``micro_batch_size_per_gpu`` is ignored; verl asserts that the longest sequence fits
+    (``verl/utils/seqlen_balancing.py``, rearrange_micro_batches), so a budget below the cutoff
+    ``data.max_length`` would stop the run at the first long sample.
+    """
+    data = cfg.data
+    if not data.use_dynamic_bsz:
+        return (
+            f"fixed micro batches of data.micro_batch_size_per_gpu={data.micro_batch_size_per_gpu} samples "
+            "(data.use_dynamic_bsz=false)"
+        )
+    budget = int(data.max_token_len_per_gpu) * sp
+    if budget < int(data.max_length):
+        raise ConfigError(
+            f"data.max_token_len_per_gpu={data.max_token_len_per_gpu} x ulysses_sequence_parallel_size={sp} = "
+            f"{budget} tokens is less than data.max_length={data.max_length}: verl would stop at the first sample "
+            f"that long (max_token_len must be greater than the sequence length). Set SFT_MAX_TOKENS_PER_GPU "
+            f"(data.max_token_len_per_gpu) to at least {-(-int(data.max_length) // sp)}"
+        )
+    return (
+        f"dynamic batching: up to data.max_token_len_per_gpu={data.max_token_len_per_gpu} tokens per GPU "
+        f"(x SP {sp}) per micro batch, >= data.max_length={data.max_length}; micro_batch_size_per_gpu is unused"
+    )
 
 
 def _check_sft_rows(cfg: DictConfig, train: list[str], model_cfg: Any, rows: int, report: Reporter) -> None:
