@@ -7,7 +7,9 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON=${PYTHON:-$HERE/../.venv/bin/python}
-DEMO_DIR=${DEMO_DIR:-${TMPDIR:-/tmp}/srpo-demo}
+# A fresh folder per run unless DEMO_DIR is given (a fixed /tmp path would be shared by parallel users).
+DEMO_DIR=${DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/srpo-demo.XXXXXX")}
+echo "cpu_dry_run: workspace $DEMO_DIR"
 export PYTHON TOKENIZERS_PARALLELISM=false
 
 "$PYTHON" -m srpo_data.demo --out "$DEMO_DIR"

@@ -16,7 +16,12 @@ MODEL_PATH=${MODEL_PATH:-$HOME/models/Qwen2.5-VL-7B-Instruct}
 DATA_DIR=${DATA_DIR:-$HOME/data/srpo}
 OUTPUT_DIR=${OUTPUT_DIR:-$HOME/outputs/srpo_qwen25vl_7b}
 EXPERIMENT=${EXPERIMENT:-srpo_qwen25vl_7b}
-PYTHON=${PYTHON:-python3}
+# The project's environment when it exists (bash scripts/setup.sh creates .venv in the repo), else python3.
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if [[ -z ${PYTHON:-} ]]; then
+    PYTHON=python3
+    [[ -x ${REPO_ROOT}/.venv/bin/python ]] && PYTHON=${REPO_ROOT}/.venv/bin/python
+fi
 
 # --- cluster -------------------------------------------------------------------------------------------
 NNODES=${NNODES:-1}
@@ -39,6 +44,9 @@ RL_TRAIN_SPLIT=${RL_TRAIN_SPLIT:-train}
 RL_VAL_SPLIT=${RL_VAL_SPLIT:-test}
 RL_TRAIN_FILE=${RL_TRAIN_FILE:-$DATA_DIR/rl/train.parquet}
 RL_VAL_FILE=${RL_VAL_FILE:-$DATA_DIR/rl/val.parquet}
+# Prompts over the GRPO stage's data.max_prompt_length (counted with the model's processor): drop the row,
+# or resize its images until it fits.  Either way prepare_rl reports them, and verl's filter drops none later.
+RL_ON_TOO_LONG=${RL_ON_TOO_LONG:-resize}
 # Stage-1 SFT data: set SFT_DATA to a verl SFT parquet you already have, or let
 # srpo_data.build_reflections write it from SFT_BUILD_INPUT (an RL parquet or JSONL; the paper used
 # Mulberry-SFT, LLaVA-CoT-100k and MathV360K) with the endpoints of SFT_BUILD_CONFIG (its YAML).
@@ -53,14 +61,18 @@ SFT_TRAIN_FILE=${SFT_DATA:-$SFT_BUILD_DIR/sft.parquet}
 SFT_DIR=${SFT_DIR:-$OUTPUT_DIR/sft}
 # The merged SFT model, the policy GRPO starts from.
 POLICY_PATH=${POLICY_PATH:-$OUTPUT_DIR/sft_merged}
-# Memory knobs (not from the paper; fit 80 GB GPUs): SFT micro batch, Ulysses sequence parallel size.
-SFT_MICRO_BSZ=${SFT_MICRO_BSZ:-2}
+# Memory knobs (not from the paper; fit 80 GB GPUs).  verl's SFT trainer packs micro batches by tokens
+# (data.use_dynamic_bsz=true, its default), so the knob is tokens per GPU per micro batch
+# (data.max_token_len_per_gpu), not a sample count; SFT_MICRO_BSZ is refused (it would have no effect).
+SFT_MAX_TOKENS_PER_GPU=${SFT_MAX_TOKENS_PER_GPU:-8192}
+# Ulysses sequence parallel size.
 SFT_SP=${SFT_SP:-1}
 
 # --- grpo stage ------------------------------------------------------------------------------------------
 # Memory/parallel knobs (not from the paper; fit 80 GB GPUs).
 ROLLOUT_TP=${ROLLOUT_TP:-2}
 ACTOR_MICRO_BSZ=${ACTOR_MICRO_BSZ:-4}
+# Per-GPU micro batch of the old-policy log-prob pass (actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu).
 LOGPROB_MICRO_BSZ=${LOGPROB_MICRO_BSZ:-8}
 SAVE_FREQ=${SAVE_FREQ:-50}
 TEST_FREQ=${TEST_FREQ:-10}

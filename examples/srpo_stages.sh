@@ -55,12 +55,32 @@ srpo_latest_sft_step_dir() {
     fi
 }
 
+# srpo_is_model DIR: true if DIR is a Hugging Face model folder (has config.json).
+srpo_is_model() { [[ -f $1/config.json ]]; }
+
+# The model whose processor counts prompt tokens as the GRPO stage will: the policy once it exists,
+# else the base model (SFT and merge keep the base model's tokenizer and image processor).
+srpo_prompt_model() {
+    if srpo_is_model "${POLICY_PATH}"; then echo "${POLICY_PATH}"; else echo "${MODEL_PATH}"; fi
+}
+
+# The GRPO stage's data.max_prompt_length: the recipe's YAML plus the same extra overrides the stage gets.
+srpo_grpo_max_prompt_length() {
+    "${PYTHON}" -m recipe.srpo.compose srpo_trainer data.max_prompt_length -- ${GRPO_EXTRA[@]+"${GRPO_EXTRA[@]}"} ||
+        srpo_die "data: cannot compose the GRPO config to read data.max_prompt_length (see the error above)"
+}
+
 srpo_stage_data() {
-    local split out
+    local split out max_prompt_length prompt_model
+    max_prompt_length=$(srpo_grpo_max_prompt_length)
+    prompt_model=$(srpo_prompt_model)
     for split in "${RL_TRAIN_SPLIT}" "${RL_VAL_SPLIT}"; do
         out=${RL_TRAIN_FILE}
         [[ ${split} == "${RL_VAL_SPLIT}" ]] && out=${RL_VAL_FILE}
-        local prep=(--source "${RL_SOURCE}" --input "${RL_INPUT}" --split "${split}" --output "${out}" --overwrite)
+        # Prompts are sized the way the GRPO run will count them (its model's processor, its max_prompt_length),
+        # so verl's own length filter drops none of them silently at training time.
+        local prep=(--source "${RL_SOURCE}" --input "${RL_INPUT}" --split "${split}" --output "${out}" --overwrite
+            --max-prompt-length "${max_prompt_length}" --model "${prompt_model}" --on-too-long "${RL_ON_TOO_LONG}")
         srpo_exec data --module srpo_data.prepare_rl -- "${prep[@]}" \
             ::real:: "${PYTHON}" -m srpo_data.prepare_rl "${prep[@]}"
     done
@@ -78,7 +98,7 @@ srpo_stage_sft() {
     local args=(
         "model.path=${MODEL_PATH}"
         "data.train_files=${SFT_TRAIN_FILE}"
-        "data.micro_batch_size_per_gpu=${SFT_MICRO_BSZ}"
+        "data.max_token_len_per_gpu=${SFT_MAX_TOKENS_PER_GPU}"
         "engine.ulysses_sequence_parallel_size=${SFT_SP}"
         "trainer.nnodes=${NNODES}"
         "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
@@ -107,7 +127,6 @@ srpo_stage_grpo() {
         "data.val_files=${RL_VAL_FILE}"
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=${ACTOR_MICRO_BSZ}"
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=${LOGPROB_MICRO_BSZ}"
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=${LOGPROB_MICRO_BSZ}"
         "actor_rollout_ref.rollout.tensor_model_parallel_size=${ROLLOUT_TP}"
         "trainer.nnodes=${NNODES}"
         "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
@@ -118,11 +137,24 @@ srpo_stage_grpo() {
         "trainer.test_freq=${TEST_FREQ}"
         ${GRPO_EXTRA[@]+"${GRPO_EXTRA[@]}"}
     )
-    srpo_exec grpo --stand-in-model "${MODEL_PATH}" -- "${args[@]}" \
+    # The base model may stand in for the policy only while the merge stage, scheduled in this run, has not
+    # written it yet; otherwise a POLICY_PATH without a model is an error (a typo must not pass the dry run).
+    local dry=(--)
+    if ! srpo_is_model "${POLICY_PATH}"; then
+        if srpo_stage_on merge; then
+            dry=(--stand-in-model "${MODEL_PATH}" --)
+        elif [[ ${POLICY_PATH} != *://* ]]; then
+            srpo_die "grpo: POLICY_PATH=${POLICY_PATH} is not a model folder (no config.json) and STAGES=${STAGES} has no merge stage to write it: set POLICY_PATH to the merged SFT model, or add merge to STAGES"
+        fi
+    fi
+    srpo_exec grpo "${dry[@]}" "${args[@]}" \
         ::real:: "${PYTHON}" -m recipe.srpo.main_srpo "${args[@]}"
 }
 
 srpo_main() {
+    if [[ -n ${SFT_MICRO_BSZ:-} ]]; then
+        srpo_die "SFT_MICRO_BSZ=${SFT_MICRO_BSZ} would have no effect: verl's SFT trainer batches by tokens (data.use_dynamic_bsz=true) and ignores micro_batch_size_per_gpu. Unset it and set SFT_MAX_TOKENS_PER_GPU (data.max_token_len_per_gpu) instead"
+    fi
     srpo_split_overrides "$@"
     SRPO_CONFIG_DIR=${SRPO_CONFIG_DIR:-$("${PYTHON}" -c \
         'import pathlib, recipe.srpo as m; print(pathlib.Path(m.__file__).resolve().parent / "config")')}

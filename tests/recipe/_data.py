@@ -27,15 +27,20 @@ GEO3K_INSTRUCTION = (
 )
 
 
-def write_geo3k_parquet(path: Path, rows: int, split: str = "train", image_size: tuple[int, int] = (56, 56)) -> Path:
+def write_geo3k_parquet(
+    path: Path, rows: int, split: str = "train", image_size: tuple[int, int] = (56, 56),
+    sizes: list[int] | None = None,
+) -> Path:
+    """``sizes``: row i gets a square image of sizes[i] instead of ``image_size``."""
     records = []
     for i in range(rows):
         problem, answer = _problem(i)
+        size = (sizes[i], sizes[i]) if sizes is not None else image_size
         records.append(
             {
                 "data_source": "hiyouga/geometry3k",
                 "prompt": [{"role": "user", "content": problem + " " + GEO3K_INSTRUCTION}],
-                "images": [{"bytes": png_bytes(i, image_size), "path": None}],
+                "images": [{"bytes": png_bytes(i, size), "path": None}],
                 "ability": "math",
                 "reward_model": {"style": "rule", "ground_truth": answer},
                 "extra_info": {"split": split, "index": i, "answer": answer, "question": problem},
@@ -64,3 +69,17 @@ def write_sft_parquet(path: Path, rows: int, image_size: tuple[int, int] = (56, 
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(records).to_parquet(path)
     return path
+
+
+def write_raw_geometry3k_sizes(folder: Path, train_sizes: list[int], test_rows: int) -> Path:
+    """hiyouga/geometry3k layout (prepare_rl's input) whose train row i has a square image of train_sizes[i]."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, sizes in (("train", train_sizes), ("test", [56] * test_rows)):
+        rows = []
+        for i, size in enumerate(sizes):
+            question, answer = _problem(i)
+            rows.append({"problem": question, "answer": answer, "id": f"{split}-{i}",
+                         "images": [{"bytes": png_bytes(i, (size, size)), "path": None}]})
+        pd.DataFrame(rows).to_parquet(folder / f"{split}-00000-of-00001.parquet")
+    return folder
+

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _data import write_builder_sft, write_raw_geometry3k  # noqa: E402
+from _data import write_builder_sft, write_geo3k_parquet, write_raw_geometry3k, write_raw_geometry3k_sizes  # noqa: E402
 
 from recipe.srpo import dry_run  # noqa: E402
 
@@ -78,7 +78,8 @@ def test_script_dry_run_passes_every_stage(recipe_env, size, gpus):
 
 @pytest.mark.slow
 def test_script_stops_at_the_first_failing_stage(recipe_env):
-    proc = run_script(SCRIPTS["7b"], recipe_env, "data.train_batch_sizee=64", STAGES="sft,grpo")
+    proc = run_script(SCRIPTS["7b"], recipe_env, "data.train_batch_sizee=64", STAGES="sft,grpo",
+                      POLICY_PATH=recipe_env["MODEL_PATH"])
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "DRY RUN PASSED: sft stage" in out
@@ -149,6 +150,13 @@ def dry(argv: list[str]) -> tuple[int, str]:
                      "Restore model.external_lib=recipe.srpo.freeze_vision", id="freeze-hook-removed"),
         pytest.param(["algorithm.filter_groups.metric=accuracy"], "scored rollouts", "use metric=acc",
                      id="filter-metric-not-in-reward"),
+        # 2 nodes x 6 GPUs, TP 4: 12 GPUs divide into 3 replicas, but the second straddles the two nodes
+        pytest.param(["trainer.nnodes=2", "trainer.n_gpus_per_node=6", "data.train_batch_size=96",
+                      "actor_rollout_ref.actor.ppo_mini_batch_size=96",
+                      "actor_rollout_ref.rollout.tensor_model_parallel_size=4"], "batch arithmetic",
+                     "does not divide the 6 GPUs per node", id="rollout-tp-does-not-divide-a-node"),
+        pytest.param(["actor_rollout_ref.actor.use_kl_loss=true"], "KL term", "a KL loss that weighs nothing",
+                     id="kl-loss-on-with-zero-coefficient"),
     ],
 )
 def test_grpo_dry_run_fails_clearly(recipe_env, extra, check, fix):
@@ -166,12 +174,132 @@ def test_grpo_dry_run_fails_clearly(recipe_env, extra, check, fix):
         pytest.param(["data.train_batch_size=100"], "batch size", "Use a multiple of 8", id="batch-not-divisible"),
         pytest.param(["data.train_files=/nonexistent/sft.parquet"], "SFT data", "set SFT_DATA", id="missing-sft-file"),
         pytest.param(["optim.lrr=1e-5"], "compose", "Did you mean 'optim.lr'?", id="misspelled-key"),
+        pytest.param(["data.max_token_len_per_gpu=2048"], "micro batches", "at least 4096",
+                     id="token-budget-below-cutoff"),
     ],
 )
 def test_sft_dry_run_fails_clearly(recipe_env, extra, check, fix):
     code, out = dry(sft_argv(recipe_env, *extra))
     assert code == 1
     assert f"[FAIL] sft: {check} -- " in out and fix in out
+
+
+def test_grpo_dry_run_accepts_a_vllm_replica_over_whole_nodes(recipe_env):
+    # verl 0.9.1 places a replica larger than a node on whole nodes (multi-node replicas): a note, not a refusal
+    code, out = dry(grpo_argv(recipe_env, "trainer.nnodes=2", "actor_rollout_ref.rollout.tensor_model_parallel_size=16"))
+    assert code == 0, out
+    assert "[NOTE] grpo: batch arithmetic -- each vLLM replica spans 2 nodes" in out
+    assert "1 vLLM replicas of 16 GPUs (TP=16), each over 2 nodes" in out
+
+
+def test_grpo_dry_run_reports_the_kl_term_off(recipe_env):
+    code, out = dry(grpo_argv(recipe_env))
+    assert code == 0, out
+    assert "[  OK] grpo: KL term -- off (use_kl_loss=false, use_kl_in_reward=false): no reference model is built" in out
+
+
+# Prompt lengths with the tiny model: a 56x56 image gives about 500 tokens, 224x224 about 560.
+SHORT, LONG, MAX_PROMPT = 56, 224, 540
+
+
+def test_grpo_dry_run_runs_verls_length_filter_over_the_whole_train_file(recipe_env, tmp_path):
+    # the first 3 rows fit (the rows the detailed check reads); the other 125 are over data.max_prompt_length
+    train = write_geo3k_parquet(tmp_path / "train.parquet", rows=128, sizes=[SHORT] * 3 + [LONG] * 125)
+    code, out = dry(grpo_argv(recipe_env, f"data.train_files={train}", f"data.max_prompt_length={MAX_PROMPT}"))
+    assert code == 1
+    fail = [line for line in out.splitlines() if line.startswith("[FAIL]")]
+    assert len(fail) == 1 and fail[0].startswith("[FAIL] grpo: RL train length filter -- "), out
+    assert "keeps 3 of the 128 rows" in fail[0] and "125 dropped" in fail[0]
+    assert "fewer than one batch (128): verl would train 0 steps" in fail[0]
+
+
+def test_grpo_dry_run_counts_dropped_prompts_when_a_batch_survives(recipe_env, tmp_path):
+    train = write_geo3k_parquet(tmp_path / "train.parquet", rows=130, sizes=[SHORT] * 128 + [LONG] * 2)
+    code, out = dry(grpo_argv(recipe_env, f"data.train_files={train}", f"data.max_prompt_length={MAX_PROMPT}"))
+    assert code == 0, out
+    assert "over all 130 rows of" in out and "128 kept, 2 dropped" in out
+    assert "[NOTE] grpo: RL train length filter -- 2 prompts of" in out
+
+
+def test_data_stage_sizes_prompts_as_the_grpo_stage_counts_them(recipe_env, tmp_path):
+    """The data stage gets the GRPO stage's max_prompt_length and model: verl's filter then drops nothing."""
+    data = tmp_path / "data"
+    write_raw_geometry3k_sizes(data / "raw/geometry3k", [SHORT] * 64 + [LONG] * 64, test_rows=4)
+    env = {**recipe_env, "DATA_DIR": str(data), "OUTPUT_DIR": str(tmp_path / "out")}
+    real = subprocess.run(
+        ["bash", str(SCRIPTS["7b"]), f"data.max_prompt_length={MAX_PROMPT}"],
+        env={**env, "STAGES": "data", "SFT_DATA": str(data / "sft.parquet")}, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert real.returncode == 0, real.stderr[-3000:]
+    assert "rows with images shrunk to fit max_prompt_length: 64" in real.stdout  # RL_ON_TOO_LONG=resize
+    code, out = dry(grpo_argv(env, "data.train_batch_size=64", "actor_rollout_ref.actor.ppo_mini_batch_size=64",
+                              f"data.max_prompt_length={MAX_PROMPT}"))
+    assert code == 0, out
+    assert "over all 128 rows of" in out and "128 kept, 0 dropped" in out
+
+
+def test_grpo_stage_refuses_a_missing_policy_without_a_merge_stage(recipe_env, tmp_path):
+    for dry_run in ("1", "0"):  # the real run refuses it too, before anything starts
+        proc = subprocess.run(["bash", str(SCRIPTS["7b"])], capture_output=True, text=True, timeout=120,
+                              env={**recipe_env, "STAGES": "grpo", "POLICY_PATH": "/typo", "DRY_RUN": dry_run})
+        assert proc.returncode != 0
+        assert "POLICY_PATH=/typo is not a model folder" in proc.stderr and "no merge stage" in proc.stderr
+        assert "DRY RUN PASSED" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_base_model_stands_in_only_while_the_merge_stage_is_scheduled(recipe_env):
+    proc = run_script(SCRIPTS["7b"], recipe_env, STAGES="merge,grpo")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "holds no model yet (the merge stage writes it); checking with its base model" in out
+
+
+def test_sft_micro_bsz_is_refused_with_the_knob_that_works(recipe_env):
+    proc = run_script(SCRIPTS["7b"], recipe_env, STAGES="sft", SFT_MICRO_BSZ="2")
+    assert proc.returncode != 0
+    assert "SFT_MICRO_BSZ=2 would have no effect" in proc.stderr and "SFT_MAX_TOKENS_PER_GPU" in proc.stderr
+
+
+def test_sft_max_tokens_per_gpu_reaches_verls_dynamic_batching(recipe_env):
+    proc = run_script(SCRIPTS["7b"], recipe_env, STAGES="sft", SFT_MAX_TOKENS_PER_GPU="12288")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "dynamic batching: up to data.max_token_len_per_gpu=12288 tokens per GPU" in proc.stdout
+
+
+def test_run_script_defaults_to_the_repos_environment(recipe_env, tmp_path):
+    venv_python = ROOT / ".venv/bin/python"
+    if not venv_python.exists():
+        pytest.skip("no .venv in the repo (bash scripts/setup.sh creates it)")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python3").write_text("#!/bin/sh\necho 'not the project python' >&2\nexit 3\n")
+    (fake_bin / "python3").chmod(0o755)
+    env = {k: v for k, v in recipe_env.items() if k != "PYTHON"}
+    env["PATH"] = f"{fake_bin}{os.pathsep}{env['PATH']}"
+    proc = subprocess.run(["bash", str(SCRIPTS["32b"])], env={**env, "DRY_RUN": "1", "STAGES": "merge"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not the project python" not in proc.stderr and "DRY RUN PASSED: merge stage" in proc.stdout
+
+
+def test_cpu_dry_run_workspace_is_fresh_per_run(tmp_path):
+    # a python that records where the demo workspace goes, then stops the script
+    log = tmp_path / "calls.txt"
+    stub = tmp_path / "python"
+    stub.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nexit 7\n")
+    stub.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DEMO_DIR"}
+    env.update(PYTHON=str(stub), TMPDIR=str(tmp_path))
+    outs = []
+    for _ in range(2):
+        proc = subprocess.run(["bash", str(ROOT / "examples/cpu_dry_run.sh")], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 7
+        outs.append(log.read_text().splitlines()[-1].split("--out ")[1])
+    assert outs[0] != outs[1]
+    assert all(Path(o).parent == tmp_path and Path(o).is_dir() for o in outs)
 
 
 def test_merge_dry_run_refuses_a_non_fsdp_backend(tmp_path):
@@ -213,10 +341,13 @@ def _has_gpu() -> bool:
 
 @pytest.mark.slow
 def test_smoke_script_arguments_pass_the_dry_run(recipe_env):
-    proc = subprocess.run(["bash", str(SMOKE)], env={**recipe_env, "DRY_RUN": "1", "GPUS": "1"},
+    env = {k: v for k, v in recipe_env.items() if k != "GPUS"}  # no nvidia-smi here: the dry run picks 1 GPU
+    proc = subprocess.run(["bash", str(SMOKE)], env={**env, "DRY_RUN": "1"},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "DRY RUN PASSED: grpo stage" in proc.stdout
+    assert "verl validate_config -- 1 GPUs, batch 8 x n=8" in proc.stdout
+    assert "filter metric 'acc' present" in proc.stdout  # the online filter stays on in the smoke run
 
 
 @pytest.mark.skipif(_has_gpu(), reason="this machine has a GPU: the refusal path does not apply")
