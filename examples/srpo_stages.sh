@@ -11,6 +11,9 @@ srpo_log() { printf '[srpo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 srpo_die() { srpo_log "ERROR: $*"; exit 1; }
 
+# shellcheck source=examples/cpu_train_setup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cpu_train_setup.sh"
+
 # srpo_stage_on NAME: true if NAME is listed in STAGES (comma-separated).
 srpo_stage_on() { [[ ",${STAGES}," == *",$1,"* ]]; }
 
@@ -108,7 +111,7 @@ srpo_stage_sft() {
         ${SFT_EXTRA[@]+"${SFT_EXTRA[@]}"}
     )
     srpo_exec sft -- "${args[@]}" \
-        ::real:: torchrun --nnodes="${NNODES}" --nproc_per_node="${GPUS_PER_NODE}" --node_rank="${NODE_RANK}" \
+        ::real:: "${PYTHON}" -m torch.distributed.run --nnodes="${NNODES}" --nproc_per_node="${GPUS_PER_NODE}" --node_rank="${NODE_RANK}" \
         --master_addr="${MASTER_ADDR}" --master_port="${MASTER_PORT}" \
         -m verl.trainer.sft_trainer --config-path="${SRPO_CONFIG_DIR}" --config-name=srpo_sft "${args[@]}"
 }
@@ -156,6 +159,10 @@ srpo_main() {
         srpo_die "SFT_MICRO_BSZ=${SFT_MICRO_BSZ} would have no effect: verl's SFT trainer batches by tokens (data.use_dynamic_bsz=true) and ignores micro_batch_size_per_gpu. Unset it and set SFT_MAX_TOKENS_PER_GPU (data.max_token_len_per_gpu) instead"
     fi
     srpo_split_overrides "$@"
+    # CPU_TRAIN=1: the same stages on a CPU with a tiny model (examples/cpu_train_setup.sh).
+    if [[ ${CPU_TRAIN:-0} == 1 ]]; then
+        srpo_cpu_train_setup
+    fi
     SRPO_CONFIG_DIR=${SRPO_CONFIG_DIR:-$("${PYTHON}" -c \
         'import pathlib, recipe.srpo as m; print(pathlib.Path(m.__file__).resolve().parent / "config")')}
     local stage ran=0

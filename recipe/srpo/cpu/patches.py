@@ -215,37 +215,58 @@ def dump_weights_after_sync(utils_module: Any) -> bool:
     return True
 
 
-def fix_3d_position_ids_before_select(tensordict_utils: Any) -> bool:
-    """Restore the ragged dimension of Qwen2.5-VL's 3-D position ids before verl indexes a batch.
+def consistent_ragged_idx(nested: Any) -> int:
+    """The ragged index that matches a jagged tensor's packed values and offsets.
 
-    verl knows that a nested (jagged) ``position_ids`` tensor of shape
-    ``(batch, 4, seq)`` loses its ragged index (2) when TensorDict is consolidated
-    and pickled, and repairs it with ``maybe_fix_3d_position_ids``
-    (``verl/utils/tensordict_utils.py:910-915``), but only on each mini-batch
-    (``verl/workers/engine_workers.py:289``), after ``make_iterator`` has already
-    indexed the whole batch (``tensordict_utils.py:610`` -> ``index_select_tensor_dict``,
-    ``:482-500``).  With the online filter on, the second GRPO step's batch (groups
-    from several generation rounds) reached that indexing with the wrong ragged index:
-    ``split_with_sizes expects split_sizes to sum exactly to 545 ... got [4, 4, ...]``.
-    This applies verl's own repair first.
+    For ragged index ``r`` the packed values hold the ragged dimension at ``r - 1``,
+    whose size is the last offset.  A tensor whose index already fits keeps it.
     """
-    current = tensordict_utils.index_select_tensor_dict
-    if getattr(current, _FLAG, False):
+    current = int(nested._ragged_idx)
+    total = int(nested.offsets()[-1])
+    fits = [d + 1 for d in range(nested._values.dim()) if nested._values.shape[d] == total]
+    return current if current in fits or not fits else fits[-1]
+
+
+def fix_3d_position_ids(data: Any) -> None:
+    """verl's ``maybe_fix_3d_position_ids``, made right for every layout of the nested tensor."""
+    import torch
+
+    pos = data["position_ids"] if "position_ids" in data.keys() else None
+    if isinstance(pos, torch.Tensor) and pos.is_nested and pos.dim() == 3:
+        pos._ragged_idx = consistent_ragged_idx(pos)
+
+
+#: Modules that bind ``maybe_fix_3d_position_ids`` by name (``from ... import``), in verl 0.9.1.
+POSITION_IDS_FIX_USERS = (
+    "verl.utils.tensordict_utils",
+    "verl.workers.engine_workers",
+    "verl.workers.engine.base",
+    "verl.workers.engine_workers_tinker",
+)
+
+
+def patch_position_ids_fix(module: Any) -> bool:
+    """Replace verl's repair of Qwen2.5-VL's 3-D position ids, which breaks equal-length batches.
+
+    verl stores each sample's ``position_ids`` (shape ``(4, seq)``) in a jagged nested
+    tensor and, because TensorDict pickling can lose its ragged index, forces that index
+    to 2 (``verl/utils/tensordict_utils.py:910-915``), on the whole batch before indexing
+    it (``verl/workers/engine_workers.py:252``, then ``:289`` -> ``tensordict_utils.py:610``).
+    When every sequence of the batch has the same length, the tensor is built with
+    its ragged dimension at index 1 (the 4 rows), and forcing 2 makes the next
+    ``index_select_tensor_dict`` fail: ``split_with_sizes expects split_sizes to sum
+    exactly to 545 (input tensor's size at dimension 1), but got split_sizes=[4, 4, ...]``
+    (met on the second GRPO step here, all responses cut at the same length).
+    :func:`fix_3d_position_ids` instead picks the index that matches the packed values,
+    which repairs a lost index and leaves a right one alone.  Patched in every module
+    that imported verl's function by name.
+    """
+    if not hasattr(module, "maybe_fix_3d_position_ids") or module.maybe_fix_3d_position_ids is fix_3d_position_ids:
         return False
-    fix = tensordict_utils.maybe_fix_3d_position_ids
-
-    @functools.wraps(current)
-    def index_select_tensor_dict(batch: Any, indices: Any) -> Any:
-        if batch is not None:
-            fix(batch)
-        return current(batch, indices)
-
-    setattr(index_select_tensor_dict, _FLAG, True)
-    tensordict_utils.index_select_tensor_dict = index_select_tensor_dict
+    module.maybe_fix_3d_position_ids = fix_3d_position_ids
     return True
 
 
-VERL_TENSORDICT_UTILS = "verl.utils.tensordict_utils"
 VLLM_GEMM_MODULE = "vllm.model_executor.layers.utils"
 VERL_VLLM_WORKER_MODULE = "verl.workers.rollout.vllm_rollout.utils"
 
@@ -257,7 +278,8 @@ def apply_all() -> dict[str, bool]:
         "fsdp_engine_device": select_fsdp_engine(),
         "vllm_cpu_env": set_vllm_cpu_env(),
     }
-    when_imported(VERL_TENSORDICT_UTILS, fix_3d_position_ids_before_select)
+    for name in POSITION_IDS_FIX_USERS:
+        when_imported(name, patch_position_ids_fix)
     when_imported(VLLM_GEMM_MODULE, keep_plain_linear_weights)
     when_imported(VERL_VLLM_WORKER_MODULE, dump_weights_after_sync)
     return applied
