@@ -300,14 +300,17 @@ def verify(workspace: Path, group_size: int = 4, min_steps: int = 2) -> list[Che
 
     checks.append(sync_check(logs / "vllm_sync", out / "grpo"))
 
+    # The toy reward's log covers both GRPO runs (the first and the resumed one).
+    resume = parse_step_lines(_read(logs / "grpo_resume.log"))
     toy = [json.loads(line) for line in _read(logs / "toy_reward.jsonl").splitlines() if line.strip()]
     groups, constant = evictions_expected(toy, group_size)
-    evicted = sum(float(m.get("training/filter_groups/evicted_samples", 0.0)) for m in steps.values())
+    evicted = sum(float(m.get("training/filter_groups/evicted_samples", 0.0))
+                  for m in [*steps.values(), *resume.values()])
     checks.append(Check("online filter evicted the groups it should", groups > 0 and constant > 0 and evicted == constant,
-                        f"{groups} groups scored, {constant} without accuracy spread, {int(evicted)} evicted"))
+                        f"{groups} groups scored, {constant} without accuracy spread, {int(evicted)} evicted "
+                        f"(steps {sorted(steps)} + resumed {sorted(resume)})"))
 
     # Resume
-    resume = parse_step_lines(_read(logs / "grpo_resume.log"))
     first_steps = sorted(steps)
     ok = bool(first_steps) and bool(resume) and min(resume) == max(first_steps) + 1
     checks.append(Check("resume continues at the next step", ok,
