@@ -3,7 +3,7 @@
 # The same stages and the same argument lists the GPU run builds, plus:
 #   - VERL_PLATFORM=cpu: verl loads the project's CPU platform (recipe/srpo/cpu/, a verl.plugins
 #     entry point) and its patches; nothing of it is active without this variable;
-#   - the cluster shape of one CPU process: 1 node, 1 "GPU" slot, vLLM tensor parallel 1;
+#   - the cluster shape of one CPU process: 1 node, 1 "GPU" slot, vLLM tensor parallel 1, no Ulysses SP;
 #   - `+cpu=sft` / `+cpu=grpo`: recipe/srpo/config/cpu/{sft,grpo}.yaml, the CPU and tiny-model settings;
 #   - console logging, a checkpoint every step, no periodic validation.
 # MODEL_PATH must be a tiny model (python -m srpo_data.tiny_qwen; examples/cpu_train.sh builds one).
@@ -11,12 +11,14 @@
 srpo_cpu_train_setup() {
     export VERL_PLATFORM=cpu
     export TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-false}
-    if [[ ${NNODES} != 1 || ${GPUS_PER_NODE} != 1 || ${ROLLOUT_TP} != 1 ]]; then
-        srpo_log "CPU_TRAIN=1: one CPU process (NNODES=1 GPUS_PER_NODE=1 ROLLOUT_TP=1 instead of ${NNODES}/${GPUS_PER_NODE}/${ROLLOUT_TP})"
+    if [[ ${NNODES} != 1 || ${GPUS_PER_NODE} != 1 || ${ROLLOUT_TP} != 1 || ${SFT_SP} != 1 ]]; then
+        srpo_log "CPU_TRAIN=1: one CPU process (NNODES=1 GPUS_PER_NODE=1 ROLLOUT_TP=1 SFT_SP=1 instead of" \
+            "${NNODES}/${GPUS_PER_NODE}/${ROLLOUT_TP}/${SFT_SP})"
     fi
     NNODES=1
     GPUS_PER_NODE=1
     ROLLOUT_TP=1
+    SFT_SP=1
     ACTOR_MICRO_BSZ=${CPU_ACTOR_MICRO_BSZ:-4}
     LOGPROB_MICRO_BSZ=${CPU_LOGPROB_MICRO_BSZ:-4}
     SAVE_FREQ=${CPU_SAVE_FREQ:-1}

@@ -83,3 +83,20 @@ def test_cpu_train_outcomes_from_the_raw_logs(cpu_train_run):
     assert sorted(sft) == [1, 2]
     seconds = dict(line.split() for line in (ws / "logs/stage_seconds.txt").read_text().splitlines())
     assert set(seconds) == {"workspace", "data", "sft", "merge", "grpo", "grpo_resume"}
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_train
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("script", ["run_qwen7b_srpo.sh", "run_qwen32b_srpo.sh"])
+def test_cpu_train_switch_on_both_scripts_passes_their_dry_run(cpu_train_run, script):
+    # The 32B script's cluster knobs (4 nodes, Ulysses SP 2, vLLM TP 4) must all give way to one CPU process.
+    ws, proc = cpu_train_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    env = {**os.environ, "PYTHON": sys.executable, "CPU_TRAIN": "1", "DRY_RUN": "1", "STAGES": "sft,grpo",
+           "MODEL_PATH": str(ws / "tiny-qwen"), "DATA_DIR": str(ws / "data"), "OUTPUT_DIR": str(ws / "outputs"),
+           "SFT_DATA": str(ws / "data/sft/sft.parquet")}
+    run = subprocess.run(["bash", str(ROOT / "examples" / script)], env=env, capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "DRY RUN PASSED: sft stage" in out and "DRY RUN PASSED: grpo stage" in out

@@ -18,10 +18,11 @@ from recipe.srpo.checks import ConfigError
 DEFAULT_ROWS = 3
 
 GPU_ONLY = {
-    "grpo": "needs a GPU run (examples/smoke_gpu.sh): vLLM rollout and weight sync, FSDP forward/backward and "
-    "optimizer steps, GPU memory at these micro-batch sizes, throughput",
-    "sft": "needs a GPU run: torchrun process groups, FSDP forward/backward and optimizer steps, "
-    "GPU memory at this micro batch, throughput",
+    "grpo": "vLLM rollout, weight sync and FSDP2 steps ran on CPU with a tiny model (examples/cpu_train.sh); "
+    "at this model size only a GPU run (examples/smoke_gpu.sh) shows GPU memory at these micro-batch sizes, "
+    "NCCL, tensor-parallel vLLM, multi-node Ray and throughput",
+    "sft": "FSDP2 SFT steps ran on CPU with a tiny model (examples/cpu_train.sh); at this model size only a GPU "
+    "run shows NCCL process groups, GPU memory at this token budget and throughput",
 }
 
 
