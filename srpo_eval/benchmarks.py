@@ -74,6 +74,12 @@ class EvalExample:
     subject: str = ""
     #: e.g. MathVerse's problem version, MMMU-Pro's setting.
     variant: str = ""
+    #: The release's own question type (``multi_choice``, ``free-form``, ...).
+    question_type: str = ""
+    #: MathVista's ``metadata.task`` and ``metadata.skills``; MathVision's ``level``.
+    task: str = ""
+    skills: tuple[str, ...] = ()
+    level: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -141,15 +147,24 @@ CHOICE_HINT = "Answer with the letter of the correct option."
 
 
 def option_letter_by_text(answer: str, options: Sequence[str]) -> str | None:
-    """The letter of the one option whose text is ``answer`` (exact, then case-insensitive, then numeric)."""
+    """The letter of the option whose text is ``answer`` (exact, then case-insensitive, then
+    numeric, then with LaTeX written as text: ``60^\\circ`` is ``60°``).
+
+    Several hits are accepted only when those options are the same text (MathVista pid 781,
+    choices ``9, 12, 18, 18``): the first one's letter; the report grades MathVista by the
+    option text, so either letter is right there.
+    """
+    from srpo_eval.official import latex_to_text
+
     s = answer.strip()
     for same in (
         lambda o: o == s,
         lambda o: o.strip().casefold() == s.casefold(),
         lambda o: _as_float(o) is not None and _as_float(o) == _as_float(s),
+        lambda o: latex_to_text(o).replace(" ", "").casefold() == latex_to_text(s).replace(" ", "").casefold(),
     ):
         hits = [i for i, o in enumerate(options) if same(o)]
-        if len(hits) == 1:
+        if len(hits) == 1 or (hits and len({options[i].strip() for i in hits}) == 1):
             return LETTERS[hits[0]]
         if len(hits) > 1:
             return None
@@ -203,6 +218,9 @@ def mathvista_example(raw: Mapping[str, Any], index: int, split: str = "testmini
     qtype = _text(raw, "question_type")
     precision = raw.get("precision")
     precision = float(precision) if isinstance(precision, (int, float)) and not math.isnan(precision) else None
+    meta = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
+    skills = meta.get("skills")
+    skills = tuple(str(x) for x in (skills.tolist() if hasattr(skills, "tolist") else skills or ()))
     common = dict(
         id=f"mathvista-{_text(raw, 'pid')}",
         benchmark="mathvista",
@@ -211,8 +229,11 @@ def mathvista_example(raw: Mapping[str, Any], index: int, split: str = "testmini
         original_answer=answer,
         precision=precision,
         unit=_text(raw, "unit"),
-        subject=_text(raw.get("metadata") or {}, "category") if isinstance(raw.get("metadata"), Mapping) else "",
+        subject=_text(meta, "category"),
         variant=qtype,
+        question_type=qtype,
+        task=_text(meta, "task"),
+        skills=skills,
     )
     if qtype == "multi_choice":
         options = options_list(raw.get("choices"))
@@ -277,6 +298,7 @@ def mathverse_example(raw: Mapping[str, Any], index: int, split: str = "testmini
         original_answer=answer,
         subject=_text(raw.get("metadata") or {}, "subject") if isinstance(raw.get("metadata"), Mapping) else "",
         variant=version,
+        question_type=qtype,
     )
     if qtype.startswith("multi"):
         options = mathverse_options(question)
@@ -315,6 +337,7 @@ def mathvision_example(raw: Mapping[str, Any], index: int, split: str = "test") 
         original_answer=answer,
         subject=_text(raw, "subject"),
         variant=f"level-{level}" if level is not None else "",
+        level=_text(raw, "level"),
     )
     if options:
         letter = letter_of(answer, options)

@@ -34,7 +34,12 @@ from typing import Any
 from srpo_eval.benchmarks import BENCHMARKS, EvalExample
 
 #: String fields added to ``extra_info`` beyond ``srpo_data.rows``' base ones.
-EXTRA_KEYS = ("benchmark", "answer_type", "original_answer", "precision", "unit", "subject", "variant")
+EXTRA_KEYS = (
+    "benchmark", "answer_type", "original_answer", "precision", "unit", "subject", "variant",
+    "question_type", "task", "skills", "level",
+)
+#: Separator of MathVista's skills in ``extra_info["skills"]`` (one string field).
+SKILLS_SEP = "; "
 #: Rows per parquet write.
 WRITE_BATCH = 64
 
@@ -116,6 +121,10 @@ def example_to_row(ex: EvalExample, index: int, image_options: Any) -> dict[str,
             "unit": ex.unit or None,
             "subject": ex.subject or None,
             "variant": ex.variant or None,
+            "question_type": ex.question_type or None,
+            "task": ex.task or None,
+            "skills": SKILLS_SEP.join(ex.skills) or None,
+            "level": ex.level or None,
         },
         image_options=image_options,
         ground_truth=ex.ground_truth,
