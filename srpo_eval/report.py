@@ -101,7 +101,9 @@ def _run_markdown(run: Mapping[str, Any]) -> list[str]:
         lines.append(f"- duplicate (id, sample) pairs: {inp['duplicate_samples']}")
     missing = run["overall"]["questions_missing"]
     if missing:
-        lines.append(f"- questions of the data without any response: {missing}")
+        ids = run["overall"]["missing_ids"]
+        more = f" (first {len(ids)} listed)" if len(ids) < missing else ""
+        lines.append(f"- questions of the data without any response: {missing}{more}: " + ", ".join(f"`{i}`" for i in ids))
     d = run["data"]
     if d["duplicate_id_count"] or d["missing_ground_truth_count"]:
         lines.append(
@@ -168,6 +170,9 @@ def build_report(
             names = [f"run{i + 1}-{n}" for i, n in enumerate(names)]
     if len(names) != len(rollout_paths):
         raise ValueError(f"--names gives {len(names)} names for {len(rollout_paths)} rollout files")
+    dupes = sorted({n for n in names if list(names).count(n) > 1})
+    if dupes:  # each run writes samples-<name>.jsonl: one would overwrite the other
+        raise ValueError(f"--names must differ; repeated: {', '.join(dupes)}")
     runs, results_by_run = [], {}
     for name, path in zip(names, rollout_paths):
         rollouts = read_rollouts(path, data)
@@ -210,7 +215,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    report = build_report(args.rollouts, args.data, args.out, args.names, args.unit, args.timeout, not args.no_plots)
+    try:
+        report = build_report(args.rollouts, args.data, args.out, args.names, args.unit, args.timeout, not args.no_plots)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for run in report["runs"]:
         o, inp = run["overall"], run["input"]
         print(

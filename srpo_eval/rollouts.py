@@ -41,6 +41,8 @@ ERRORS = {
     "unknown_id": "the id is not a question of the data",
     "no_matching_question": "verl dump record whose prompt and ground truth match no question",
     "ambiguous_question": "verl dump record matching several questions that are graded differently",
+    "repeated_line": "the same id and response as an earlier line, without a sample index (not a new sample)",
+    "duplicate_sample": "an (id, sample) pair given by an earlier line",
 }
 
 
@@ -103,6 +105,8 @@ def parse_lines(
     """Pure: turn JSONL lines of any supported layout into rollouts (errors included)."""
     matcher: DumpMatcher | None = None
     seen: Counter[str] = Counter()
+    seen_text: set[tuple[str, str]] = set()
+    seen_sample: set[tuple[str, int]] = set()
     for lineno, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -117,6 +121,11 @@ def parse_lines(
         finish = rec.get("finish_reason")
         finish = str(finish) if finish is not None else None
         tokens = _as_int(rec.get("response_tokens"))
+        if rec.get("error") in ERRORS and rec.get("id") is None:
+            # a record that ``generate --rollouts`` kept unusable: keep its code and first origin
+            yield Rollout(id=None, response=None, source=str(rec.get("source") or source), error=str(rec["error"]),
+                          origin=f"{where} (from {rec['origin']})" if rec.get("origin") else where)
+            continue
         if "id" in rec and rec["id"] is not None:
             qid = str(rec["id"])
             if "responses" in rec and "response" not in rec:
@@ -128,15 +137,21 @@ def parse_lines(
                 responses = [rec.get("response")]
             rec_source = str(rec.get("source") or source)
             for k, resp in enumerate(responses):
-                sample = _as_int(rec.get("sample"))
-                if sample is None or len(responses) > 1:
-                    sample = seen[qid]
-                seen[qid] += 1
+                given = _as_int(rec.get("sample")) if len(responses) == 1 else None
+                sample = seen[qid] if given is None else given
                 error = None
                 if not isinstance(resp, str):
                     error, resp = "missing_response", None
                 elif qid not in data.items:
                     error = "unknown_id"
+                elif given is None and len(responses) == 1 and (qid, resp) in seen_text:
+                    error = "repeated_line"
+                elif (qid, sample) in seen_sample:
+                    error = "duplicate_sample"
+                if error is None:
+                    seen[qid] = max(seen[qid], sample) + 1
+                    seen_text.add((qid, resp))
+                    seen_sample.add((qid, sample))
                 yield Rollout(
                     id=qid,
                     response=resp,

@@ -103,6 +103,8 @@ def metrics(results: Sequence[SampleResult], question_ids: Iterable[str], target
         "questions": len(qids),
         "questions_answered": len(answered & qids),
         "questions_missing": len(qids - answered),
+        #: The ids of those questions (the first MAX_LISTED, sorted).
+        "missing_ids": sorted(qids - answered)[:MAX_LISTED],
         "responses": n,
         "acc_first": _rate(sum(r.first_correct for r in results), n),
         "acc_final": _rate(sum(r.final_correct for r in results), n),

@@ -110,6 +110,8 @@ def test_bad_input_is_counted_not_dropped(report):
         "unknown_id": 1,
         "no_matching_question": 0,
         "ambiguous_question": 0,
+        "repeated_line": 0,
+        "duplicate_sample": 0,
     }
     assert sorted(x["origin"] for x in inp["unusable_examples"]) == ["run.jsonl:12", "run.jsonl:13", "run.jsonl:14", "run.jsonl:15"]
     # the question nobody answered is counted as missing, per benchmark and overall
@@ -122,7 +124,54 @@ def test_markdown_reports_counts(report, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| overall | 9 | 8 | 11 | 54.5% | 63.6% | 4 | 3 | 2 | 2 | 60.0% | 33.3% | 18.2% | 1 |" in md
     assert "`unknown_id` (the id is not a question of the data): 1" in md
-    assert "questions of the data without any response: 1" in md
+    assert "questions of the data without any response: 1: `mv-9`" in md
+
+
+# ------------------------------------------------------------- count defects (issue 11)
+def test_repeated_lines_are_not_extra_samples(data_file, tmp_path):
+    """The same {id, response} line twice is one sample and a counted `repeated_line`."""
+    line = {"id": "mv-2", "response": response("7", "7")}
+    other = {"id": "mv-2", "response": response("7", "8")}
+    given = {"id": "mv-2", "sample": 1, "response": response("7", "9")}  # explicit sample index 1 again
+    rs = read_rollouts(write_jsonl(tmp_path / "r.jsonl", [line, line, other, given]), load_data([data_file]))
+    assert [r.error for r in rs] == [None, "repeated_line", None, "duplicate_sample"]
+    assert [r.sample for r in rs if not r.error] == [0, 1]
+
+
+def test_missing_questions_are_listed(report):
+    assert report["runs"][0]["overall"]["missing_ids"] == ["mv-9"]
+    assert report["runs"][0]["benchmarks"]["mathverse"]["missing_ids"] == []
+
+
+def test_imported_unmatched_records_keep_their_error(data_file, tmp_path):
+    """generate --rollouts keeps unmatched dump records with an error; the report must not relabel them."""
+    from srpo_eval.generate import import_rollouts
+
+    dump = write_jsonl(tmp_path / "dump.jsonl", [{"input": "user\nnothing like it", "output": "x", "gts": "9.9", "score": 0, "step": 1}])
+    out = tmp_path / "imported.jsonl"
+    import_rollouts(dump, [data_file], out)
+    rs = read_rollouts(out, load_data([data_file]))
+    assert [r.error for r in rs] == ["no_matching_question"]
+    assert "dump.jsonl:1" in rs[0].origin
+
+
+def test_hidden_answer_in_think_is_not_a_fix(data_file):
+    """A malformed response has one answer (its last block): an <answer> inside <think> is no first attempt."""
+    from srpo_eval.rollouts import Rollout
+    from srpo_eval.scoring import score_rollout
+
+    item = load_data([data_file]).items["mv-2"]  # gold 7
+    hidden = "<think>maybe <answer>3</answer> no</think> <answer>7</answer>"
+    res = score_rollout(Rollout(id="mv-2", response=hidden), item)
+    assert not res.format_ok
+    assert (res.first_answer, res.transition) == ("7", "right_right")
+
+
+def test_repeated_names_are_refused(data_file, tmp_path, capsys):
+    run = write_jsonl(tmp_path / "a.jsonl", [{"id": "mv-2", "response": response("7", "7")}])
+    with pytest.raises(ValueError, match="repeated: x"):
+        build_report([run, run], [data_file], tmp_path / "o", names=["x", "x"], plots=False)
+    assert main([str(run), str(run), "--names", "x", "x", "--data", str(data_file), "--out", str(tmp_path / "o2"), "--no-plots"]) == 2
 
 
 def test_lengths_hand_computed(data_file, tmp_path):
