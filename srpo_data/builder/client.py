@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
+import email.utils
 import heapq
 import json
 import math
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +43,46 @@ POOL_SHARD = 8
 FATAL_STATUS = frozenset({401, 403, 404})
 
 
+#: A run of this many characters of a secret is redacted even when the rest of it is absent
+#: (a body cut by the server or a proxy, a key split over two lines).
+SECRET_PART_CHARS = 8
+
+
 def redact(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret (of 4+ characters) replaced by ``***``."""
+    """``text`` with every secret (of 4+ characters) replaced by ``***``, and every run of
+    :data:`SECRET_PART_CHARS` or more characters that is part of a secret as well.
+
+    Redact *before* cutting a text to an excerpt (:func:`excerpt`): a cut inside a secret would
+    otherwise leave its first part in clear."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if not secret or len(secret) < 4:
+            continue
+        text = text.replace(secret, "***")
+        if len(secret) < SECRET_PART_CHARS:
+            continue
+        grams = {secret[i : i + SECRET_PART_CHARS] for i in range(len(secret) - SECRET_PART_CHARS + 1)}
+        covered = [False] * len(text)
+        for i in range(len(text) - SECRET_PART_CHARS + 1):
+            if text[i : i + SECRET_PART_CHARS] in grams:
+                for j in range(i, i + SECRET_PART_CHARS):
+                    covered[j] = True
+        if any(covered):
+            out, i = [], 0
+            while i < len(text):
+                if covered[i]:
+                    while i < len(text) and covered[i]:
+                        i += 1
+                    out.append("***")
+                else:
+                    out.append(text[i])
+                    i += 1
+            text = "".join(out)
     return text
+
+
+def excerpt(text: str, secrets: list[str], limit: int = BODY_EXCERPT_CHARS) -> str:
+    """The first ``limit`` characters of ``text`` after redaction (redact first, then cut)."""
+    return redact(text, secrets)[:limit]
 
 
 class EndpointError(Exception):
@@ -87,9 +124,12 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    #: Times the circuit breaker opened (see :class:`CircuitBreaker`).
+    breaker_trips: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "breaker_trips": self.breaker_trips,
             "requests": self.requests,
             "completions": self.completions,
             "retries": self.retries,
@@ -137,6 +177,59 @@ class PrioritySemaphore:
         self._free += 1
 
 
+class CircuitBreaker:
+    """Trips when most recent HTTP tries of one endpoint failed transiently (an outage).
+
+    - open (``cooldown`` seconds after a trip): no try is sent, callers wait in :meth:`wait`;
+    - half-open (after the cooldown, until a try succeeds): tries go out as probes; a failed
+      one reopens it at once with twice the cooldown (up to ``cooldown_max``);
+    - closed again after the first success.
+    While it is tripped (open or half-open) the builder admits no new sample except as a lone
+    probe when nothing else is in flight, so an outage does not burn through the input."""
+
+    def __init__(self, window: int, threshold: float, cooldown: float, cooldown_max: float):
+        self.window, self.threshold = window, threshold
+        self.base_cooldown, self.cooldown_max = cooldown, cooldown_max
+        self.cooldown = cooldown
+        self._recent: deque[bool] = deque(maxlen=window)
+        self.open_until = 0.0
+        self.tripped = False
+        self.trips = 0
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def _trip(self) -> None:
+        self.open_until = time.monotonic() + self.cooldown
+        self.cooldown = min(self.cooldown * 2, self.cooldown_max)
+        self.tripped = True
+        self.trips += 1
+        self._recent.clear()
+
+    def record(self, ok: bool) -> None:
+        if ok:
+            self._recent.append(True)
+            self.tripped = False
+            self.cooldown = self.base_cooldown
+            return
+        if self.is_open:
+            return  # a try sent before the trip: already counted in the outage
+        if self.tripped:  # a failed probe
+            self._trip()
+            return
+        self._recent.append(False)
+        if len(self._recent) == self.window and self._recent.count(False) >= self.threshold * self.window:
+            self._trip()
+
+    async def wait(self) -> None:
+        while True:
+            left = self.open_until - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)
+
+
 class _WaitRetryAfter(wait_base):
     """Exponential backoff with jitter, but never shorter than the server's Retry-After."""
 
@@ -154,8 +247,21 @@ class _WaitRetryAfter(wait_base):
         return wait
 
 
-def _retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds; an HTTP date is ignored)."""
+def _http_date_seconds(value: str, now: float | None = None) -> float | None:
+    """Seconds from now until an HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``); 0 if past."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (delta seconds or an HTTP date)."""
     if headers is None:
         return None
     for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
@@ -165,7 +271,12 @@ def _retry_after_seconds(headers: Any) -> float | None:
         try:
             seconds = float(value) / divisor
         except ValueError:
-            continue
+            if name != "retry-after":
+                continue
+            seconds_or_none = _http_date_seconds(str(value), now)
+            if seconds_or_none is None:
+                continue
+            seconds = seconds_or_none
         if seconds >= 0 and seconds == seconds and seconds != float("inf"):
             return seconds
     return None
@@ -194,6 +305,9 @@ class EndpointClient:
         self._shard_load = [0] * n_shards
         self._sem = PrioritySemaphore(cfg.concurrency)
         self.usage = Usage()
+        self.breaker = CircuitBreaker(
+            cfg.breaker_window, cfg.breaker_threshold, cfg.breaker_cooldown, max(cfg.breaker_cooldown, cfg.backoff_max * 5)
+        )
 
     async def aclose(self) -> None:
         for client in self._clients:
@@ -218,11 +332,20 @@ class EndpointClient:
         return body
 
     async def _once(self, messages: list[dict[str, Any]], priority: int = 0) -> ChatResult:
+        await self.breaker.wait()
         await self._sem.acquire(priority)
         try:
-            return await self._once_holding(messages)
+            result = await self._once_holding(messages)
+        except EndpointError as exc:
+            if exc.transient:
+                trips = self.breaker.trips
+                self.breaker.record(False)
+                self.usage.breaker_trips += self.breaker.trips - trips
+            raise
         finally:
             self._sem.release()
+        self.breaker.record(True)
+        return result
 
     async def _once_holding(self, messages: list[dict[str, Any]]) -> ChatResult:
         self.usage.requests += 1
@@ -244,7 +367,7 @@ class EndpointClient:
                 completion = raw.parse()
         except openai.APIStatusError as exc:
             status = exc.status_code
-            body = redact(str(getattr(exc.response, "text", ""))[:BODY_EXCERPT_CHARS], self._secrets)
+            body = excerpt(str(getattr(exc.response, "text", "")), self._secrets)
             reason = f"http_{status}"
             if status in FATAL_STATUS:
                 self.usage.errors[reason] += 1
@@ -273,19 +396,27 @@ class EndpointClient:
 
     def _to_result(self, completion: Any) -> ChatResult:
         if not isinstance(completion, ChatCompletion):
-            excerpt = str(completion)[:BODY_EXCERPT_CHARS]
-            raise self._error("bad_body", f"not a chat completion: {excerpt!r}", transient=True)
+            raise self._error("bad_body", f"not a chat completion: {excerpt(str(completion), self._secrets)!r}", transient=True)
         try:
             choice = completion.choices[0]
             content = choice.message.content
             finish_reason = str(choice.finish_reason)
         except (AttributeError, IndexError, TypeError):
             raise self._error("bad_body", "no choices/message in the completion", transient=True) from None
+        # The SDK builds the completion without validating it: check every field we store, so a
+        # bad body is a retried failure of this call, never a record that crashes later runs.
         if content is None and finish_reason in ("stop", "length"):
             raise self._error("bad_body", "completion without content", transient=True)
+        if content is not None and not isinstance(content, str):
+            raise self._error("bad_body", f"message.content is a {type(content).__name__}, not a string", transient=True)
+        if not isinstance(choice.finish_reason, str):
+            raise self._error("bad_body", f"finish_reason is a {type(choice.finish_reason).__name__}", transient=True)
         usage = getattr(completion, "usage", None)
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+            completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        except (TypeError, ValueError):
+            raise self._error("bad_body", "usage token counts are not integers", transient=True) from None
         self.usage.completions += 1
         self.usage.prompt_tokens += prompt_tokens
         self.usage.completion_tokens += completion_tokens

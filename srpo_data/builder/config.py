@@ -46,6 +46,12 @@ class EndpointConfig(BaseModel):
     backoff_initial: float = Field(default=1.0, gt=0)
     #: Longest Retry-After we honour, in seconds; a longer one counts as this long.
     max_retry_after: float = Field(default=300.0, gt=0)
+    #: Circuit breaker: when at least ``breaker_threshold`` of the last ``breaker_window`` HTTP
+    #: tries failed transiently, no try is sent and no new sample admitted for
+    #: ``breaker_cooldown`` seconds (doubling while the outage lasts).
+    breaker_window: int = Field(default=20, ge=1)
+    breaker_threshold: float = Field(default=0.8, gt=0, le=1)
+    breaker_cooldown: float = Field(default=10.0, gt=0)
     #: Requests in flight at once against this endpoint.
     concurrency: int = Field(default=16, ge=1)
     #: Sampling temperature (None: not sent, e.g. for OpenAI o-series models).

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email.utils
 import hashlib
 import json
+import math
 import random
 import re
 import threading
@@ -33,6 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULTS = ("429", "500", "hang", "truncated", "not_json")
+#: Faults that are never drawn unless named in ``Script.faults``: a 200 whose
+#: ``message.content`` is a list or a number (the SDK does not validate it).
+EXTRA_FAULTS = ("bad_content",)
 
 
 def _h(text: str, salt: str = "") -> int:
@@ -66,6 +71,12 @@ class Script:
     seed: int = 0
     api_key: str | None = None
     echo_auth: bool = False
+    #: A teacher request that carries a corrective turn (an assistant message: the builder's
+    #: retry after a reply that was not JSON) is always answered with JSON.
+    json_on_correction: bool = False
+    #: Send Retry-After as an HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``) instead of
+    #: Retry-After-Ms.
+    retry_after_http_date: bool = False
 
 
 def _text_of(messages: list[dict[str, Any]]) -> tuple[str, str]:
@@ -101,8 +112,11 @@ def scripted_reply(body: dict[str, Any], script: Script, nth: int = 0) -> str:
     system, user = _text_of(body.get("messages", []))
     q, gt = _question_of(user, script)
     frac = lambda salt: (_h(q, salt) % 10_000) / 10_000  # noqa: E731
+    corrected = any(m.get("role") == "assistant" for m in body.get("messages", []))
     if system:  # the teacher's reflection
-        if script.bad_json_rate and (_h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000) / 10_000 < script.bad_json_rate:
+        if script.json_on_correction and corrected:
+            pass
+        elif script.bad_json_rate and (_h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000) / 10_000 < script.bad_json_rate:
             return "Sure! Here is my reflection: the second step is wrong"
         verdict = "wrong" if "answer is wrong" in user else "right"
         return json.dumps({"reflection": f"I should re-check my work; my answer looks {verdict} because step two needs care."})
@@ -216,7 +230,12 @@ class FakeEndpoint:
             if fault == "429":
                 self.log.append((time.monotonic(), digest, "429", s.retry_after))
                 err = json.dumps({"error": {"message": "slow down" + echo}}).encode()
-                writer.write(self._response(429, err, extra={"Retry-After-Ms": str(int(s.retry_after * 1000))}))
+                if s.retry_after_http_date:
+                    # an HTTP date has whole seconds: round up so the wait is never shorter
+                    when = email.utils.formatdate(math.ceil(time.time() + s.retry_after), usegmt=True)
+                    writer.write(self._response(429, err, extra={"Retry-After": when}))
+                else:
+                    writer.write(self._response(429, err, extra={"Retry-After-Ms": str(int(s.retry_after * 1000))}))
                 return True
             if fault == "500":
                 self.log.append((time.monotonic(), digest, "500", None))
@@ -230,6 +249,12 @@ class FakeEndpoint:
             self._answered[digest] = nth + 1
             content = scripted_reply(body, s, nth)
             data = json.dumps(completion(body, content, digest)).encode()
+            if fault == "bad_content":
+                self.log.append((time.monotonic(), digest, "bad_content", None))
+                bad = completion(body, "", digest)
+                bad["choices"][0]["message"]["content"] = [{"type": "text", "text": content}] if nth % 2 == 0 else 42
+                writer.write(self._response(200, json.dumps(bad).encode()))
+                return True
             if fault == "truncated":
                 self.log.append((time.monotonic(), digest, "truncated", None))
                 writer.write(self._response(200, data[: len(data) // 2], content_length=len(data)))

@@ -8,6 +8,7 @@ finds its stored steps.  Rows that cannot be used are yielded as :class:`BadRow`
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -42,8 +43,30 @@ class Sample:
 
 @dataclass(frozen=True)
 class BadRow:
+    """An input row the builder cannot use; listed in ``bad_input.jsonl`` with its reason."""
+
     row: int
     reason: str
+    #: The id the input gave the row, if any.
+    source_id: str = ""
+    #: A short detail (e.g. the image that could not be decoded).
+    detail: str = ""
+
+
+def check_image(data: bytes) -> str | None:
+    """None if ``data`` decodes as an image, else a short reason (the row becomes a bad row:
+    an image the builder cannot send must never end the run)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+        if image_mime(data) is None:  # it will be re-encoded as PNG before sending: try it
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return type(exc).__name__
+    return None
 
 
 def content_id(question: str, ground_truth: str, images: tuple[bytes, ...]) -> str:
@@ -143,6 +166,9 @@ def _rl_row(rec: dict[str, Any], row: int, base: Path) -> Sample | BadRow:
                 return data
         if not data:
             return BadRow(row, "missing_image")
+        problem = check_image(bytes(data))
+        if problem is not None:
+            return BadRow(row, "unreadable_image", detail=problem)
         images.append(bytes(data))
     prompt = _check_prompt(rec.get("prompt"), len(images))
     if isinstance(prompt, str):
@@ -169,7 +195,10 @@ def iter_parquet(path: Path, limit: int | None = None) -> Iterator[Sample | BadR
         for rec in batch.to_pylist():
             if limit is not None and row >= limit:
                 return
-            yield _rl_row(rec, row, path.parent)
+            item = _rl_row(rec, row, path.parent)
+            if isinstance(item, BadRow):
+                item = dataclasses.replace(item, source_id=str((rec.get("extra_info") or {}).get("index", "")))
+            yield item
             row += 1
 
 
@@ -196,6 +225,9 @@ def _jsonl_row(
         data = _read_image(root, ref, row)
         if isinstance(data, BadRow):
             return data
+        problem = check_image(data)
+        if problem is not None:
+            return BadRow(row, "unreadable_image", detail=f"{ref}: {problem}")
         images.append(data)
     imgs = tuple(images)
     return Sample(
@@ -227,7 +259,10 @@ def iter_jsonl(
             except json.JSONDecodeError:
                 yield BadRow(row, "bad_json")
             else:
-                yield _jsonl_row(rec, row, folder, keys)
+                item = _jsonl_row(rec, row, folder, keys)
+                if isinstance(item, BadRow) and isinstance(rec, dict) and rec.get(keys["id"]) is not None:
+                    item = dataclasses.replace(item, source_id=str(rec.get(keys["id"])))
+                yield item
             row += 1
 
 

@@ -12,6 +12,8 @@ cost nothing and follow the current code.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import time
 from collections import Counter
@@ -27,6 +29,7 @@ from srpo_data.builder.inputs import BadRow, Sample, data_url
 from srpo_data.builder.steps import (
     attempt_messages,
     build_target,
+    corrective_messages,
     parse_reflection,
     parse_two_blocks,
     quotes_ground_truth,
@@ -61,6 +64,9 @@ class Outcome:
     steps_done: tuple[str, ...] = ()
     #: Tokens of the stored calls this sample used, per endpoint role.
     tokens: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The key its failure is filed under in failures.jsonl (status failed only).
+    failure_key: str = ""
+    source_id: str = ""
 
 
 def image_urls(sample: Sample, prefix: str | None = None) -> list[str]:
@@ -72,11 +78,25 @@ def image_urls(sample: Sample, prefix: str | None = None) -> list[str]:
 
 
 class StepFailed(Exception):
-    """A step that cannot finish in this run; ``key`` is the step key its failure is filed under."""
+    """A step that cannot finish in this run; ``key`` is the step key its failure is filed under.
 
-    def __init__(self, step: str, reason: str, detail: str = "", key: str = ""):
+    ``transient``: the endpoint failed (timeouts, 429, 5xx, bad bodies after every retry); the
+    next run tries the step again by itself.  Other failures (a teacher that never wrote JSON,
+    a 4xx) are skipped by later runs unless ``--retry-failed``."""
+
+    def __init__(self, step: str, reason: str, detail: str = "", key: str = "", transient: bool = False):
         super().__init__(f"{step}:{reason}")
-        self.step, self.reason, self.detail, self.key = step, reason, detail, key
+        self.step, self.reason, self.detail, self.key, self.transient = step, reason, detail, key, transient
+
+
+def valid_step_record(rec: dict[str, Any]) -> bool:
+    """A stored call the pipeline can use (older versions stored unchecked replies)."""
+    return (
+        isinstance(rec.get("key"), str)
+        and isinstance(rec.get("content"), str)
+        and isinstance(rec.get("finish_reason"), str)
+        and isinstance(rec.get("role"), str)
+    )
 
 
 class Stopping(Exception):
@@ -90,7 +110,7 @@ class Runner:
         self.cfg = cfg
         self.grader = grader
         cfg.out.mkdir(parents=True, exist_ok=True)
-        self.store = JsonlStore(cfg.out / "steps.jsonl", keep="first")
+        self.store = JsonlStore(cfg.out / "steps.jsonl", keep="first", valid=valid_step_record)
         self.failures = JsonlStore(cfg.out / "failures.jsonl", keep="last")
         self.stop: asyncio.Event | None = None  # created inside the running loop by run()
         self.fatal: FatalEndpointError | None = None
@@ -106,7 +126,8 @@ class Runner:
         if self.stop is not None and self.stop.is_set():
             raise Stopping()
         fail = self.failures.get(key)
-        if fail is not None and not self.cfg.retry_failed:
+        if self._skip_failure(fail):
+            assert fail is not None
             raise StepFailed(step, fail.get("reason", "failed"), "recorded in failures.jsonl")
         client = self.clients[role]
         try:
@@ -118,7 +139,7 @@ class Runner:
             self.stop.set()
             raise Stopping() from None
         except EndpointError as exc:
-            raise StepFailed(step, exc.reason, exc.detail) from None
+            raise StepFailed(step, exc.reason, exc.detail, transient=exc.transient) from None
         rec = {
             "key": key,
             "sample_id": sample.sample_id,
@@ -135,6 +156,10 @@ class Runner:
         }
         await asyncio.to_thread(self.store.append, rec)
         return rec
+
+    def _skip_failure(self, fail: dict[str, Any] | None) -> bool:
+        """A recorded failure that this run does not try again (transient ones are retried)."""
+        return fail is not None and not self.cfg.retry_failed and not fail.get("transient", False)
 
     async def _grade(self, pred: str | None, gold: str) -> Any:
         return await asyncio.to_thread(self.grader, pred, gold, self.cfg.grade_timeout)
@@ -154,13 +179,15 @@ class Runner:
             t["calls"] += 1
 
         def out(status: str, reason: str = "", **kw: Any) -> Outcome:
-            return Outcome(sample.sample_id, sample.row, status, reason, steps_done=tuple(done), tokens=tokens, **kw)
+            return Outcome(
+                sample.sample_id, sample.row, status, reason, steps_done=tuple(done), tokens=tokens, source_id=sample.source_id, **kw
+            )
 
         try:
             return await self._process(sample, done, used, out)
         except StepFailed as exc:
             await self._record_failure(sample, exc)
-            return out(FAILED, f"{exc.step}:{exc.reason}")
+            return out(FAILED, f"{exc.step}:{exc.reason}", failure_key=exc.key)
         except Stopping:
             return out(INTERRUPTED, "stopped")
 
@@ -169,7 +196,7 @@ class Runner:
         if not key:
             return
         existing = self.failures.get(key)
-        if existing is not None and not self.cfg.retry_failed:
+        if existing is not None and self._skip_failure(existing):
             return  # replayed from the failure log, nothing new to write
         await asyncio.to_thread(
             self.failures.append,
@@ -181,6 +208,7 @@ class Runner:
                 "step": exc.step,
                 "reason": exc.reason,
                 "detail": exc.detail,
+                "transient": exc.transient,
                 "time": round(time.time(), 3),
             },
         )
@@ -239,25 +267,26 @@ class Runner:
         reflection: str | None = None
         k_ref = k_ref0
         try_index, last_reason = 0, ""
+        prev_rec: dict[str, Any] | None = None
         while reflection is None:
             k_ref = k_ref_at(try_index)
             if k_ref not in self.store and try_index >= limit:
                 raise StepFailed("reflection", "teacher_bad_json", last_reason, key=k_ref0)
             if k_ref not in self.store:
                 fail = self.failures.get(k_ref0)
-                if fail is not None and not cfg.retry_failed:
+                if self._skip_failure(fail):
+                    assert fail is not None
                     raise StepFailed("reflection", fail.get("reason", "failed"), "recorded in failures.jsonl", key=k_ref0)
-            try:
-                rec = await self._call(
-                    sample,
-                    "reflection",
-                    "teacher",
-                    k_ref,
-                    lambda: reflection_messages(
-                        sample.question, image_urls(), attempt_text, first.answer, sample.ground_truth, first_correct
-                    ),
-                    try_index,
+
+            def ref_messages(prev: dict[str, Any] | None = prev_rec, why: str = last_reason) -> list[dict[str, Any]]:
+                base = reflection_messages(
+                    sample.question, image_urls(), attempt_text, first.answer, sample.ground_truth, first_correct
                 )
+                # A retry shows the teacher its reply and says what was wrong with it.
+                return base if prev is None else corrective_messages(base, prev["content"], why)
+
+            try:
+                rec = await self._call(sample, "reflection", "teacher", k_ref, ref_messages, try_index)
             except StepFailed as exc:
                 exc.key = k_ref0
                 raise
@@ -265,6 +294,7 @@ class Runner:
             reflection, last_reason = parse_reflection(rec["content"])
             if rec["finish_reason"] != "stop" and reflection is None:
                 last_reason = f"finish_{rec['finish_reason']}"
+            prev_rec = rec
             try_index += 1
         done.append("reflection")
 
@@ -307,6 +337,43 @@ class Runner:
         return out(KEPT, "", first_correct=first_correct, target=target)
 
     # ------------------------------------------------------------------ the whole run
+    async def _wait_while_breaker_open(self, result: "RunResult", in_flight: set[Any]) -> None:
+        """Admit no new sample while an endpoint's circuit breaker is tripped (an outage),
+        except one as a probe when no sample is in flight (see :class:`CircuitBreaker`)."""
+        assert self.stop is not None
+        start = time.monotonic()
+        waited = False
+        while not self.stop.is_set():
+            tripped = [c.breaker for c in self.clients.values() if c.breaker.tripped]
+            if not tripped or (not in_flight and not any(b.is_open for b in tripped)):
+                break
+            if not waited:
+                tqdm.write("most calls fail: pausing new samples until the endpoint recovers (circuit breaker)")
+                waited = True
+            await asyncio.sleep(0.05)
+        result.paused_seconds += time.monotonic() - start if waited else 0.0
+
+    def _compact_failures(self, result: "RunResult") -> None:
+        """Rewrite failures.jsonl as the current failures, one line per failed sample.
+
+        A sample that succeeded or was dropped this run loses its line; a sample that failed
+        again keeps only its latest line; a sample this run did not reach keeps its line."""
+        path = self.failures.path
+        keep: dict[str, dict[str, Any]] = {}
+        for key, rec in self.failures.records.items():
+            o = result.outcomes.get(str(rec.get("sample_id")))
+            if o is None or (o.status == FAILED and o.failure_key == key):
+                keep[key] = rec
+        if not path.exists():
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            for rec in sorted(keep.values(), key=lambda r: (int(r.get("row", 0)), str(r.get("key")))):
+                fh.write((json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
     async def run(self, samples: Iterable[Sample | BadRow], total: int | None = None) -> "RunResult":
         cfg = self.cfg
         self.stop = asyncio.Event()
@@ -366,6 +433,7 @@ class Runner:
                     continue
                 seen.add(item.sample_id)
                 await slots.acquire()
+                await self._wait_while_breaker_open(result, tasks)
                 if self.stop.is_set():
                     slots.release()
                     break
@@ -385,6 +453,7 @@ class Runner:
                 await client.aclose()
             self.store.close()
             self.failures.close()
+            await asyncio.to_thread(self._compact_failures, result)
         result.stopped = self.stop.is_set()
         result.fatal = str(self.fatal) if self.fatal else None
         return result
@@ -410,6 +479,8 @@ class RunResult:
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
     fatal: str | None = None
+    #: Seconds new samples waited for an open circuit breaker.
+    paused_seconds: float = 0.0
 
     def add(self, o: Outcome) -> None:
         for role, t in o.tokens.items():

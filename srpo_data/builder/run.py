@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from srpo_data.builder.config import BuildConfig
 from srpo_data.builder.inputs import BadRow, Sample, count_rows, iter_samples
 from srpo_data.builder.outputs import SUMMARY_JSON, write_json, write_outputs
-from srpo_data.builder.pipeline import KEPT, GradeFn, Runner, RunResult, default_grader
+from srpo_data.builder.pipeline import DROPPED, KEPT, GradeFn, Runner, RunResult, default_grader
 
 
 def _samples(cfg: BuildConfig) -> Iterator[Sample | BadRow]:
@@ -23,16 +26,55 @@ def _samples(cfg: BuildConfig) -> Iterator[Sample | BadRow]:
     )
 
 
-def _kept_in_order(cfg: BuildConfig, result: RunResult) -> Iterator[tuple[Sample, str, bool]]:
-    """Second pass over the input (images are not kept in memory during the run)."""
+BAD_INPUT_JSONL = "bad_input.jsonl"
+DROPPED_JSONL = "dropped.jsonl"
+
+
+class _Listing:
+    """``bad_input.jsonl`` and ``dropped.jsonl``: one line per row, in input order, with the
+    reason (written under temporary names and renamed when complete)."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self._files = {name: (out / (name + ".tmp")).open("w", encoding="utf-8") for name in (BAD_INPUT_JSONL, DROPPED_JSONL)}
+
+    def write(self, name: str, rec: dict[str, Any]) -> None:
+        self._files[name].write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
+
+    def close(self, commit: bool) -> None:
+        for name, fh in self._files.items():
+            fh.close()
+            tmp = self.out / (name + ".tmp")
+            if commit:
+                os.replace(tmp, self.out / name)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def _kept_in_order(cfg: BuildConfig, result: RunResult, listing: _Listing | None = None) -> Iterator[tuple[Sample, str, bool]]:
+    """Second pass over the input (images are not kept in memory during the run); bad and
+    dropped rows go to ``listing`` on the way."""
     emitted: set[str] = set()
     for item in _samples(cfg):
-        if isinstance(item, BadRow) or item.sample_id in emitted:
+        if isinstance(item, BadRow):
+            if listing is not None:
+                listing.write(BAD_INPUT_JSONL, {"row": item.row, "source_id": item.source_id, "reason": item.reason, "detail": item.detail})
+            continue
+        if item.sample_id in emitted:
             continue
         o = result.outcomes.get(item.sample_id)
-        if o is not None and o.status == KEPT and o.target is not None:
+        if o is None:
+            continue
+        if o.status == KEPT and o.target is not None:
             emitted.add(item.sample_id)
             yield item, o.target, bool(o.first_correct)
+        elif o.status == DROPPED and listing is not None:
+            emitted.add(item.sample_id)
+            listing.write(
+                DROPPED_JSONL,
+                {"row": item.row, "sample_id": item.sample_id, "source_id": item.source_id, "reason": o.reason,
+                 "first_correct": o.first_correct},
+            )
 
 
 def summarize(cfg: BuildConfig, result: RunResult, seconds: float, outputs: dict[str, Any] | None) -> dict[str, Any]:
@@ -55,6 +97,7 @@ def summarize(cfg: BuildConfig, result: RunResult, seconds: float, outputs: dict
         "failed": dict(sorted(result.failed.items())),
         "failed_total": sum(result.failed.values()),
         "not_finished": result.interrupted,
+        "paused_for_outage_seconds": round(result.paused_seconds, 2),
         # Tokens of every stored call the processed samples use (what the data cost in total).
         "tokens": result.tokens,
         # What this process spent: requests (incl. retries), completions, tokens, errors by reason.
@@ -83,7 +126,14 @@ def build(cfg: BuildConfig, grader: GradeFn = default_grader) -> dict[str, Any]:
     result = asyncio.run(runner.run(_samples(cfg), total=total))
     outputs = None
     if result.complete:
-        outputs = write_outputs(cfg.out, _kept_in_order(cfg, result), cfg.dataset_name)
+        listing = _Listing(cfg.out)
+        ok = False
+        try:
+            outputs = write_outputs(cfg.out, _kept_in_order(cfg, result, listing), cfg.dataset_name)
+            outputs.update(bad_input=BAD_INPUT_JSONL, dropped=DROPPED_JSONL)
+            ok = True
+        finally:
+            listing.close(commit=ok)
     summary = summarize(cfg, result, time.monotonic() - start, outputs)
     write_json(cfg.out / SUMMARY_JSON, summary)
     return summary

@@ -19,10 +19,21 @@ from typing import Any
 from srpo_data.builder.config import stable_hash
 
 PROMPT_DIR = Path(__file__).with_name("prompts")
-PROMPT_FILES = ("attempt", "reflection_system", "reflection", "revise")
-_PLACEHOLDER_RE = re.compile(r"\{(question|attempt|answer|ground_truth|verdict|reflection)\}")
+PROMPT_FILES = ("attempt", "reflection_system", "reflection", "reflection_fix", "revise")
+#: The prompt files each step's request is built from: only these enter its step key, so
+#: editing one prompt redoes only the steps that used it (and, through the upstream key, the
+#: steps after them).
+STEP_PROMPTS: dict[str, tuple[str, ...]] = {
+    "attempt": ("attempt",),
+    "reflection": ("reflection_system", "reflection"),
+    # a retry of the reflection after a reply that was not JSON adds the corrective turn
+    "reflection_retry": ("reflection_system", "reflection", "reflection_fix"),
+    "revision": ("revise",),
+}
+_PLACEHOLDER_RE = re.compile(r"\{(question|attempt|answer|ground_truth|verdict|reflection|reason)\}")
 #: Version of the step-key layout; bump it to invalidate every stored step on purpose.
-KEY_VERSION = 1
+#: 2: one prompt digest per step (STEP_PROMPTS) instead of one digest of every prompt.
+KEY_VERSION = 2
 #: Stand-in text for the blocks around a two-block span when it is checked inside the frame.
 _FILLER = "x"
 
@@ -34,9 +45,11 @@ def load_prompt(name: str) -> str:
     return (PROMPT_DIR / f"{name}.txt").read_text(encoding="utf-8").strip("\n")
 
 
-def prompt_digest() -> str:
-    """Hash of every prompt file: editing a prompt invalidates the stored steps that used it."""
-    return hashlib.sha256("\0".join(load_prompt(n) for n in PROMPT_FILES).encode("utf-8")).hexdigest()[:16]
+def prompt_digest(names: tuple[str, ...] | None = None) -> str:
+    """Hash of the prompt files ``names`` (default: all): editing a prompt invalidates the
+    stored steps that used it."""
+    names = PROMPT_FILES if names is None else names
+    return hashlib.sha256("\0".join(f"{n}\0{load_prompt(n)}" for n in names).encode("utf-8")).hexdigest()[:16]
 
 
 def render(template: str, **values: str) -> str:
@@ -73,6 +86,14 @@ def reflection_messages(
         verdict="correct" if correct else "wrong",
     )
     return [{"role": "system", "content": load_prompt("reflection_system")}, user_message(text, image_urls)]
+
+
+def corrective_messages(base: list[dict[str, Any]], bad_reply: str, reason: str) -> list[dict[str, Any]]:
+    """``base`` plus the teacher's reply that was not the JSON asked for and a user turn that
+    says what was wrong: a retry that differs from the first request (with a seed or
+    temperature 0 the identical request would return the identical reply)."""
+    fix = render(load_prompt("reflection_fix"), reason=reason.replace("_", " "))
+    return [*base, {"role": "assistant", "content": bad_reply}, {"role": "user", "content": fix}]
 
 
 def revise_messages(question: str, image_urls: list[str], attempt: str, reflection: str) -> list[dict[str, Any]]:
@@ -172,8 +193,18 @@ def quotes_ground_truth(reflection: str, ground_truth: str) -> bool:
     return re.search(rf"(?<![a-z0-9.]){re.escape(gt)}(?![a-z0-9]|\.\d)", text) is not None
 
 
-def step_key(sample_id: str, step: str, endpoint: dict[str, Any], upstream: str = "", try_index: int = 0) -> str:
-    """Stable cache key of one paid call: sample, step, endpoint fingerprint, prompts, upstream."""
+def step_key(
+    sample_id: str,
+    step: str,
+    endpoint: dict[str, Any],
+    upstream: str = "",
+    try_index: int = 0,
+    prompts: tuple[str, ...] | None = None,
+) -> str:
+    """Stable cache key of one paid call: sample, step, endpoint fingerprint, the digest of the
+    prompt files the call used (``prompts``, default :data:`STEP_PROMPTS` of ``step``), upstream."""
+    if prompts is None:
+        prompts = STEP_PROMPTS.get(step if step != "reflection" or try_index == 0 else "reflection_retry", PROMPT_FILES)
     return stable_hash(
         {
             "v": KEY_VERSION,
@@ -181,7 +212,7 @@ def step_key(sample_id: str, step: str, endpoint: dict[str, Any], upstream: str 
             "step": step,
             "try": try_index,
             "endpoint": endpoint,
-            "prompts": prompt_digest(),
+            "prompts": prompt_digest(prompts),
             "upstream": upstream,
         }
     )

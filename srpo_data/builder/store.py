@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +71,24 @@ class JsonlStore:
     ``keep="last"`` (the failure log) appends it and lets it replace the first in memory.
     """
 
-    def __init__(self, path: Path, keep: str = "first"):
+    def __init__(self, path: Path, keep: str = "first", valid: Callable[[dict[str, Any]], bool] | None = None):
         if keep not in ("first", "last"):
             raise ValueError(f"keep must be 'first' or 'last', got {keep!r}")
         self.path = path
         self.keep = keep
         self.records: dict[str, dict[str, Any]] = {}
         self.torn_bytes = 0
+        #: Records ignored at load because ``valid`` refused them (their step is called again).
+        self.invalid = 0
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             self.torn_bytes = _truncate_torn_tail(path)
             for rec in read_jsonl(path):
                 key = rec.get("key")
+                if valid is not None and not valid(rec):
+                    self.invalid += 1  # e.g. a reply stored by an older version without checks
+                    continue
                 if isinstance(key, str) and (keep == "last" or key not in self.records):
                     self.records[key] = rec
         self._fh = path.open("ab")

@@ -173,7 +173,7 @@ def test_load_mapping_inline_and_file(tmp_path) -> None:  # type: ignore[no-unty
     [
         pytest.param({"retry-after": "3"}, 3.0, id="seconds"),
         pytest.param({"retry-after-ms": "250", "retry-after": "9"}, 0.25, id="ms-wins"),
-        pytest.param({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None, id="http-date-ignored"),
+        pytest.param({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0, id="http-date-in-the-past-is-now"),
         pytest.param({}, None, id="absent"),
     ],
 )
