@@ -162,10 +162,25 @@ def check_config(config: DictConfig) -> None:
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
 
 
+def check_cpu_platform(config: DictConfig, environ: Any = None) -> None:
+    """``trainer.device=cpu`` (``+cpu=grpo``) needs the CPU platform, selected by ``VERL_PLATFORM=cpu``.
+
+    Without it verl would detect no accelerator, fall back to CUDA and fail far from the cause.
+    """
+    from recipe.srpo.cpu.plugin import cpu_selected
+
+    if str(config.trainer.get("device", "")) == "cpu" and not cpu_selected(environ):
+        raise ConfigError(
+            "trainer.device=cpu needs verl's CPU platform: set VERL_PLATFORM=cpu in the environment "
+            "(CPU_TRAIN=1 of the run scripts and examples/cpu_train.sh do)"
+        )
+
+
 def run(config: DictConfig) -> None:
     from verl.trainer.main_ppo import run_ppo
     from verl.utils.device import auto_set_device
 
+    check_cpu_platform(config)
     auto_set_device(config)
     check_config(config)
     run_ppo(config, task_runner_class=make_task_runner())

@@ -295,3 +295,16 @@ def test_when_imported_runs_after_first_import(tmp_path, monkeypatch):
     patches.when_imported("srpo_probe_mod", lambda m: seen.append(2))  # already imported: now
     assert seen == [1, 2]
     sys.modules.pop("srpo_probe_mod", None)
+
+
+def test_main_srpo_refuses_a_cpu_config_without_the_cpu_platform():
+    from recipe.srpo.checks import ConfigError
+    from recipe.srpo.compose import compose
+    from recipe.srpo.main_srpo import check_cpu_platform
+
+    cfg = compose("srpo_trainer", ["+cpu=grpo"])
+    assert cfg.trainer.device == "cpu" and cfg.actor_rollout_ref.rollout.n == 4
+    with pytest.raises(ConfigError, match="VERL_PLATFORM=cpu"):
+        check_cpu_platform(cfg, {})
+    check_cpu_platform(cfg, {"VERL_PLATFORM": "cpu"})
+    check_cpu_platform(compose("srpo_trainer", []), {})  # the GPU config needs nothing
