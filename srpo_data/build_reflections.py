@@ -34,6 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--revise-with", choices=["policy", "teacher"], help="who writes the revised attempt (default policy)")
     p.add_argument("--image-dir", help="JSONL input: folder for relative image paths (default: the JSONL's folder)")
     p.add_argument("--image-url-prefix", help="JSONL input: send images as PREFIX + relative path instead of base64")
+    p.add_argument("--input-format", choices=["auto", "mulberry", "llava_cot", "mathv360k"],
+                   help="auto (RL parquet or JSONL) or a public stage-1 release in its published layout")
+    p.add_argument("--sample", type=int, help="releases: a deterministic sample of N records (the paper: 100000)")
+    p.add_argument("--sample-seed", type=int, help="seed of --sample (default 0)")
     p.add_argument("--limit", type=int, help="only the first N input rows")
     p.add_argument("--json-retries", type=int, help="extra teacher calls when its reply is not valid JSON (default 2)")
     p.add_argument("--max-in-flight", type=int, help="samples worked on at once (default 2 x total concurrency)")
@@ -58,6 +62,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "image_dir": args.image_dir,
         "image_url_prefix": args.image_url_prefix,
         "limit": args.limit,
+        "input_format": args.input_format,
+        "sample": args.sample,
+        "sample_seed": args.sample_seed,
         "json_retries": args.json_retries,
         "max_in_flight": args.max_in_flight,
         "dataset_name": args.dataset_name,

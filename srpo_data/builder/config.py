@@ -130,6 +130,13 @@ class BuildConfig(BaseModel):
     #: When set, images are sent as ``image_url_prefix + relative path`` instead of base64 data
     #: URLs (JSONL input only: the prefix must serve ``image_dir``).
     image_url_prefix: str | None = None
+    #: ``auto``: verl RL parquet or JSONL by the file's suffix; or a public stage-1 release in its
+    #: published layout (``srpo_data/stage1_sources.py``), images under ``image_dir``.
+    input_format: Literal["auto", "mulberry", "llava_cot", "mathv360k"] = "auto"
+    #: Releases only: a deterministic sample of N records (the paper samples 100K).
+    sample: int | None = Field(default=None, ge=1)
+    #: Seed of ``sample`` (another seed, another sample).
+    sample_seed: int = 0
     #: Process only the first N input rows.
     limit: int | None = Field(default=None, ge=1)
     #: Extra tries when the teacher's reflection is not valid JSON ``{"reflection": "..."}``.

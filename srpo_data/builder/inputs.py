@@ -266,6 +266,32 @@ def iter_jsonl(
             row += 1
 
 
+def iter_release(
+    path: Path,
+    source: str,
+    image_dir: Path | None,
+    limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> Iterator[Sample | BadRow]:
+    """Samples of a public stage-1 release (:mod:`srpo_data.stage1_sources`), images under
+    ``image_dir`` (default: the file's folder)."""
+    from srpo_data.stage1_sources import SourceSkip, iter_source
+
+    folder = image_dir if image_dir is not None else path.parent
+    keys = {"question": "question", "answer": "answer", "images": "images", "id": "id"}
+    row = 0
+    for item in iter_source(path, source, sample=sample, seed=seed):
+        if limit is not None and row >= limit:
+            return
+        if isinstance(item, SourceSkip):
+            yield BadRow(row, item.reason, source_id=item.source_id, detail=f"record {item.index}")
+        else:
+            got = _jsonl_row(item, row, folder, keys)
+            yield dataclasses.replace(got, source_id=item["id"]) if isinstance(got, BadRow) else got
+        row += 1
+
+
 def count_rows(path: Path, limit: int | None = None) -> int:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -283,10 +309,16 @@ def iter_samples(
     image_dir: Path | None = None,
     keys: dict[str, str] | None = None,
     limit: int | None = None,
+    input_format: str = "auto",
+    sample: int | None = None,
+    sample_seed: int = 0,
 ) -> Iterator[Sample | BadRow]:
-    """Samples (or bad rows) of ``path`` in file order: ``.parquet`` or ``.jsonl``/``.json`` lines."""
+    """Samples (or bad rows) of ``path`` in file order: ``.parquet`` or ``.jsonl``/``.json`` lines,
+    or a public release (``input_format``: ``mulberry``, ``llava_cot``, ``mathv360k``)."""
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
+    if input_format != "auto":
+        return iter_release(path, input_format, image_dir, limit, sample, sample_seed)
     if path.suffix == ".parquet":
         return iter_parquet(path, limit)
     if path.suffix in (".jsonl", ".json"):

@@ -23,7 +23,19 @@ def _samples(cfg: BuildConfig) -> Iterator[Sample | BadRow]:
         image_dir=cfg.image_dir,
         keys={"question": cfg.question_key, "answer": cfg.answer_key, "images": cfg.image_key, "id": cfg.id_key},
         limit=cfg.limit,
+        input_format=cfg.input_format,
+        sample=cfg.sample,
+        sample_seed=cfg.sample_seed,
     )
+
+
+def _total(cfg: BuildConfig) -> int | None:
+    if cfg.input_format == "auto":
+        return count_rows(cfg.input, cfg.limit)
+    n = cfg.sample
+    if cfg.limit is not None:
+        n = cfg.limit if n is None else min(n, cfg.limit)
+    return n  # None: unknown without a pass over the release
 
 
 BAD_INPUT_JSONL = "bad_input.jsonl"
@@ -121,7 +133,9 @@ def build(cfg: BuildConfig, grader: GradeFn = default_grader) -> dict[str, Any]:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     start = time.monotonic()
-    total = count_rows(cfg.input, cfg.limit)
+    if cfg.sample is not None and cfg.input_format == "auto":
+        raise ValueError("sample needs input_format mulberry, llava_cot or mathv360k (use limit for other inputs)")
+    total = _total(cfg)
     runner = Runner(cfg, grader)
     result = asyncio.run(runner.run(_samples(cfg), total=total))
     outputs = None
