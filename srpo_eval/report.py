@@ -32,12 +32,44 @@ from srpo_eval.scoring import TRANSITIONS, SampleResult, score_rollout
 from srpo_eval.summary import COMPARE_ROWS, compare, summarize_run
 
 
-def score_all(rollouts: Sequence[Rollout], data: DataSet, unit: str, timeout: float, desc: str = "grading") -> list[SampleResult]:
-    """Grade every usable rollout (those without ``error``), with a progress bar."""
+def score_all(
+    rollouts: Sequence[Rollout],
+    data: DataSet,
+    unit: str,
+    timeout: float,
+    desc: str = "grading",
+    judged: Mapping[tuple[str, int], str] | None = None,
+) -> list[SampleResult]:
+    """Grade every usable rollout (those without ``error``), with a progress bar.
+
+    ``judged`` maps (id, sample) to the judge's extracted answer, for responses without one.
+    """
     from tqdm import tqdm
 
+    judged = judged or {}
     usable = [r for r in rollouts if not r.error and r.id is not None and r.response is not None]
-    return [score_rollout(r, data.items[r.id], unit=unit, timeout=timeout) for r in tqdm(usable, desc=desc, unit="resp")]
+    return [
+        score_rollout(r, data.items[r.id], unit=unit, timeout=timeout, judged_answer=judged.get((r.id, r.sample)))
+        for r in tqdm(usable, desc=desc, unit="resp")
+    ]
+
+
+def paired_block(names: Sequence[str], results_by_run: Mapping[str, Sequence[SampleResult]], n_boot: int) -> dict[str, Any]:
+    """Last run vs first run: coverage warning, paired tests per benchmark and overall, Table 1 differences."""
+    from srpo_eval.stats import coverage_warning, paired_comparison
+    from srpo_eval.summary import table1_difference
+
+    a, b = results_by_run[names[0]], results_by_run[names[-1]]
+    benches = sorted({r.benchmark for r in a} | {r.benchmark for r in b})
+    return {
+        "paired_runs": [names[0], names[-1]],
+        "coverage_warning": coverage_warning(names, [{r.id for r in results_by_run[n]} for n in names]),
+        "paired": {
+            **{x: paired_comparison([r for r in a if r.benchmark == x], [r for r in b if r.benchmark == x], n_boot) for x in benches},
+            "overall": paired_comparison(a, b, n_boot),
+        },
+        "table1_difference": table1_difference(a, b, n_boot),
+    }
 
 
 # ------------------------------------------------------------------------ markdown
@@ -112,9 +144,134 @@ def _run_markdown(run: Mapping[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(runs: Sequence[Mapping[str, Any]], comparison: Mapping[str, Any] | None) -> str:
+def _acc_ci(cell: Mapping[str, Any] | None) -> str:
+    if not cell or cell.get("accuracy") is None:
+        return "n/a"
+    ci = cell.get("ci95")
+    band = f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
+    return f"{100 * cell['accuracy']:.1f}{band}"
+
+
+def _diff_ci(cell: Mapping[str, Any] | None, p: float | None = None) -> str:
+    if not cell or cell.get("difference") is None:
+        return "n/a"
+    ci = cell.get("ci95")
+    band = f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else ""
+    ptxt = f", p={p:.3g}" if p is not None else ""
+    return f"{100 * cell['difference']:+.1f}{band}{ptxt}"
+
+
+def table1_markdown(runs: Sequence[Mapping[str, Any]], comparison: Mapping[str, Any] | None) -> list[str]:
+    """Rows: runs; columns: the paper's four benchmarks and their unweighted average."""
+    from srpo_eval.summary import TABLE1_COLUMNS
+
+    cols = [c for c, _ in TABLE1_COLUMNS]
     lines = [
-        "# SRPO reflection report",
+        "## Accuracy (as in the paper's Table 1)",
+        "",
+        "Final-answer accuracy in %, [95% bootstrap interval over questions]; each benchmark scored by its "
+        "official rule; MMMU-Pro is the mean of its standard (10 options) and vision settings; average is the "
+        "unweighted mean of the columns present.",
+        "",
+        "| run | " + " | ".join(cols) + " | average |",
+        "|---|" + "---:|" * (len(cols) + 1),
+    ]
+    for run in runs:
+        t = run["table1"]
+        lines.append(f"| {run['run']} | " + " | ".join(_acc_ci(t[c]) for c in cols) + f" | {_acc_ci(t['average'])} |")
+    if comparison is not None and comparison.get("table1_difference"):
+        a, b = comparison["paired_runs"]
+        d = comparison["table1_difference"]
+        cells = []
+        for c in cols:
+            tests = d[c].get("tests") or {}
+            p = next(iter(tests.values()))["mcnemar_p"] if len(tests) == 1 else None
+            cells.append(_diff_ci(d[c], p))
+        lines.append(f"| {b} − {a} (paired) | " + " | ".join(cells) + f" | {_diff_ci(d['average'])} |")
+        lines += ["", "The difference row uses only the questions both runs answered; p is McNemar's exact test "
+                  "on the first sample of each question."]
+    notes = []
+    for run in runs:
+        for c, benches in TABLE1_COLUMNS:
+            cell = run["table1"][c]
+            if cell["benchmarks"] and len(cell["benchmarks"]) < len(benches):
+                notes.append(f"`{run['run']}` {c}: only {', '.join(cell['benchmarks'])}")
+    if notes:
+        lines += ["", "Partial columns: " + "; ".join(notes) + "."]
+    if comparison is not None and comparison.get("coverage_warning"):
+        lines += ["", f"**Warning:** {comparison['coverage_warning']}."]
+    return lines + [""]
+
+
+def reflection_markdown(runs: Sequence[Mapping[str, Any]], comparison: Mapping[str, Any] | None) -> list[str]:
+    lines = [
+        "## Reflection",
+        "",
+        "| run | fix rate | harm rate | answer changed | length RR | length WR | length RW | length WW | tokens RR | tokens WR | tokens RW | tokens WW | judged |",
+        "|---|" + "---:|" * 12,
+    ]
+    for run in runs:
+        o = run["overall"]
+        rb = o["reflection"]
+        per = rb["by_transition"]
+        lens = " | ".join(_fmt(per[t]["length_mean"]) for t in TRANSITIONS)
+        toks = " | ".join(_fmt(per[t]["tokens_mean"]) for t in TRANSITIONS)
+        lines.append(
+            f"| {run['run']} | {_fmt(o['fix_rate'], True)} | {_fmt(o['harm_rate'], True)} | "
+            f"{_fmt(rb['answer_changed_rate'], True)} | {lens} | {toks} | {rb['judged']} |"
+        )
+    lines += [
+        "",
+        "RR/WR/RW/WW: right→right, wrong→right, right→wrong, wrong→wrong.  Answer changed: share of well-formed "
+        "responses whose A2 differs from A1.  Length: srpo_reward's length unit; tokens: the policy's own count "
+        "(n/a when the rollouts do not carry it).  Judged: responses whose answer the judge extracted.",
+    ]
+    if comparison is not None and comparison.get("paired"):
+        a, b = comparison["paired_runs"]
+        lines += ["", f"Paired, `{b}` − `{a}` over the questions both answered (first sample each):", "",
+                  "| benchmark | questions | accuracy | fix rate (both first wrong) | harm rate (both first right) |",
+                  "|---|---:|---:|---:|---:|"]
+        for scope, pc in comparison["paired"].items():
+            cells = []
+            for key in ("accuracy", "fix_rate", "harm_rate"):
+                x = pc[key]
+                if not x["n"]:
+                    cells.append("n/a")
+                    continue
+                cells.append(f"{_fmt(x['rate_a'], True)} → {_fmt(x['rate_b'], True)}, {_diff_ci(x, x['mcnemar_p'])} (n={x['n']})")
+            lines.append(f"| {scope} | {pc['questions_common']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def breakdown_markdown(run: Mapping[str, Any]) -> list[str]:
+    lines = [f"### Per category, `{run['run']}`", ""]
+    any_rows = False
+    for bench, m in run["benchmarks"].items():
+        for field, bd in (m.get("breakdowns") or {}).items():
+            any_rows = True
+            lines += [f"{bench}, by {bd['label']}:", "", f"| {bd['label']} | questions | acc final | acc first |", "|---|---:|---:|---:|"]
+            for v, c in bd["categories"].items():
+                lines.append(f"| {v} | {c['questions']} | {_fmt(c['acc_final'], True)} | {_fmt(c['acc_first'], True)} |")
+            lines.append("")
+        samp = m.get("sampling")
+        if samp:
+            any_rows = True
+            ks = list(samp["pass_at"])
+            lines += [f"{bench}, {samp['samples_min']}-{samp['samples_max']} samples per question:", "",
+                      "| k | " + " | ".join(ks) + " |", "|---|" + "---:|" * len(ks),
+                      "| pass@k | " + " | ".join(_fmt(samp["pass_at"][k], True) for k in ks) + " |",
+                      "| maj@k | " + " | ".join(_fmt(samp["maj_at"][k], True) for k in ks) + " |", ""]
+    return lines if any_rows else []
+
+
+def render_markdown(runs: Sequence[Mapping[str, Any]], comparison: Mapping[str, Any] | None) -> str:
+    lines = ["# SRPO evaluation report", ""]
+    lines += table1_markdown(runs, comparison)
+    lines += reflection_markdown(runs, comparison)
+    for run in runs:
+        lines += breakdown_markdown(run)
+    lines += [
+        "## Details",
         "",
         "Transitions are first answer → final answer; every response counts once "
         "(a response with a single answer counts as right→right or wrong→wrong). "
@@ -156,8 +313,14 @@ def build_report(
     unit: str = "approx_tokens",
     timeout: float = 5.0,
     plots: bool = True,
+    n_boot: int = 2000,
+    judge: Any = None,
 ) -> dict[str, Any]:
-    """Grade, summarize and write every output file; returns the ``summary.json`` content."""
+    """Grade, summarize and write every output file; returns the ``summary.json`` content.
+
+    ``judge`` (a :class:`srpo_eval.judge.Judge`) extracts an answer for responses without
+    a usable ``<answer>``; without it the rule path alone decides (the offline default).
+    """
     from srpo_reward.config import RewardConfig
 
     cfg = RewardConfig()
@@ -176,8 +339,11 @@ def build_report(
     runs, results_by_run = [], {}
     for name, path in zip(names, rollout_paths):
         rollouts = read_rollouts(path, data)
-        results = score_all(rollouts, data, unit, timeout, desc=f"grading {name}")
-        summary = summarize_run(name, rollouts, results, data, cfg.len_target_ratio, cfg.len_max_ratio)
+        judged = judge.extract_all(rollouts, data) if judge is not None else {}
+        results = score_all(rollouts, data, unit, timeout, desc=f"grading {name}", judged=judged)
+        summary = summarize_run(name, rollouts, results, data, cfg.len_target_ratio, cfg.len_max_ratio, n_boot)
+        if judge is not None:
+            summary["judge"] = judge.describe()
         summary["rollouts_file"] = str(path)
         runs.append(summary)
         results_by_run[name] = results
@@ -185,6 +351,8 @@ def build_report(
             for r in results:
                 f.write(json.dumps({**dataclasses.asdict(r), "transition": r.transition}, ensure_ascii=False) + "\n")
     comparison = compare(runs) if len(runs) > 1 else None
+    if comparison is not None:
+        comparison.update(paired_block(names, results_by_run, n_boot))
     report = {
         "data_files": [str(p) for p in data_paths],
         "length_unit": unit,

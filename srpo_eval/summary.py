@@ -87,8 +87,16 @@ def length_block(results: Sequence[SampleResult], target_ratio: float = 2.0, max
     }
 
 
-def metrics(results: Sequence[SampleResult], question_ids: Iterable[str], target_ratio: float = 2.0, max_ratio: float = 2.5) -> dict[str, Any]:
+def metrics(
+    results: Sequence[SampleResult],
+    question_ids: Iterable[str],
+    target_ratio: float = 2.0,
+    max_ratio: float = 2.5,
+    n_boot: int = 2000,
+) -> dict[str, Any]:
     """All numbers of one benchmark (or of all of them) from its graded responses."""
+    from srpo_eval.stats import accuracy_block, sampling_block
+
     qids = set(question_ids)
     answered = {r.id for r in results}
     n = len(results)
@@ -117,6 +125,11 @@ def metrics(results: Sequence[SampleResult], question_ids: Iterable[str], target
         "no_first_answer": sum(not r.has_first_answer for r in results),
         "grade_status": {k: v for k, v in sorted(statuses.items()) if not k.endswith(":ok")},
         "lengths": length_block(results, target_ratio, max_ratio),
+        #: Per-question accuracy with 95% bootstrap intervals (what Table 1 shows).
+        "accuracy": accuracy_block(results, n_boot),
+        "reflection": reflection_block(results),
+        #: pass@k / maj@k, when questions have several samples.
+        "sampling": sampling_block(results),
     }
 
 
@@ -144,6 +157,7 @@ def summarize_run(
     data: DataSet,
     target_ratio: float = 2.0,
     max_ratio: float = 2.5,
+    n_boot: int = 2000,
 ) -> dict[str, Any]:
     """The JSON summary of one run: input problems, data problems, per-benchmark and overall metrics."""
     by_bench: dict[str, list[SampleResult]] = {b: [] for b in data.benchmarks()}
@@ -163,9 +177,12 @@ def summarize_run(
             "missing_ground_truth_count": len(data.missing_ground_truth),
         },
         "benchmarks": {
-            b: metrics(rs, ids_by_bench.get(b, []), target_ratio, max_ratio) for b, rs in sorted(by_bench.items())
+            b: {**metrics(rs, ids_by_bench.get(b, []), target_ratio, max_ratio, n_boot), "breakdowns": breakdowns(rs, data, b)}
+            for b, rs in sorted(by_bench.items())
         },
-        "overall": metrics(results, data.items.keys(), target_ratio, max_ratio),
+        #: Pooled over every response: MathVerse's 3,940 rows dominate it; Table 1 uses ``table1``.
+        "overall": metrics(results, data.items.keys(), target_ratio, max_ratio, n_boot),
+        "table1": table1(results, n_boot),
     }
 
 
@@ -209,4 +226,145 @@ def compare(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             delta = vals[-1] - vals[0] if all(isinstance(v, (int, float)) for v in vals) else None
             rows[path] = {"values": vals, "delta": delta}
         out["scopes"][scope] = rows
+    return out
+
+
+# ------------------------------------------------------- breakdowns and Table 1
+#: Per benchmark, the ``extra_info`` fields the official scorers break results down by
+#: (MathVista: task and skills, a question counting once per skill; MathVerse: problem
+#: version; MathVision: subject and level; MMMU-Pro: subject), and a label for each.
+BREAKDOWNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "mathvista": (("task", "task"), ("skills", "skill"), ("subject", "category"), ("question_type", "question type")),
+    "mathverse": (("variant", "problem version"), ("subject", "subject")),
+    "mathvision": (("subject", "subject"), ("level", "level")),
+    "mmmu_pro": (("subject", "subject"),),
+    "mmmu_pro_vision": (("subject", "subject"),),
+}
+#: Fields holding several values in one string (``srpo_eval.convert.SKILLS_SEP``).
+MULTI_VALUED = {"skills": "; "}
+
+#: The paper's Table 1 columns and the benchmarks each one averages (MMMU-Pro's official
+#: overall is the mean of its standard (10 options) and vision settings).
+TABLE1_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("MathVista", ("mathvista",)),
+    ("MathVerse", ("mathverse",)),
+    ("MathVision", ("mathvision",)),
+    ("MMMU-Pro", ("mmmu_pro", "mmmu_pro_vision")),
+)
+
+
+def breakdowns(results: Sequence[SampleResult], data: DataSet, benchmark: str) -> dict[str, Any]:
+    """Per category of each breakdown field: questions, responses, final and first accuracy."""
+    out: dict[str, Any] = {}
+    for field, label in BREAKDOWNS.get(benchmark, ()):
+        groups: dict[str, list[SampleResult]] = {}
+        for r in results:
+            raw = data.items[r.id].extra_info.get(field) if r.id in data.items else None
+            if raw is None or raw == "":
+                continue
+            values = str(raw).split(MULTI_VALUED[field]) if field in MULTI_VALUED else [str(raw)]
+            for v in values:
+                groups.setdefault(v.strip(), []).append(r)
+        if not groups:
+            continue
+        out[field] = {
+            "label": label,
+            "categories": {
+                v: {
+                    "questions": len({r.id for r in rs}),
+                    "responses": len(rs),
+                    "acc_final": _rate(sum(r.final_correct for r in rs), len(rs)),
+                    "acc_first": _rate(sum(r.first_correct for r in rs), len(rs)),
+                }
+                for v, rs in sorted(groups.items())
+            },
+        }
+    return out
+
+
+def reflection_block(results: Sequence[SampleResult]) -> dict[str, Any]:
+    """The reflection table's numbers: answer changed, lengths and real tokens per transition."""
+    well = [r for r in results if r.format_ok]
+    per: dict[str, Any] = {}
+    for t in TRANSITIONS:
+        rs = [r for r in results if r.transition == t]
+        toks = [r.response_tokens for r in rs if r.response_tokens is not None]
+        per[t] = {
+            "responses": len(rs),
+            "length_mean": statistics.fmean([r.len_total for r in rs]) if rs else None,
+            "tokens_mean": statistics.fmean(toks) if toks else None,
+            "tokens_n": len(toks),
+        }
+    return {
+        "answer_changed": sum(r.answer_changed for r in well),
+        "answer_changed_rate": _rate(sum(r.answer_changed for r in well), len(well)),
+        "by_transition": per,
+        "judged": sum(r.answer_source == "judge" for r in results),
+        "no_answer": sum(r.answer_source == "none" for r in results),
+    }
+
+
+def table1(results: Sequence[SampleResult], n_boot: int = 2000) -> dict[str, Any]:
+    """One run's row of Table 1: per column the accuracy (final answer) with its interval, and the average."""
+    import numpy as np
+
+    from srpo_eval.stats import bootstrap_draws, interval, question_scores
+
+    by_bench: dict[str, list[SampleResult]] = {}
+    for r in results:
+        by_bench.setdefault(r.benchmark, []).append(r)
+    row: dict[str, Any] = {}
+    col_draws, col_accs = [], []
+    for k, (col, benches) in enumerate(TABLE1_COLUMNS):
+        parts = [b for b in benches if by_bench.get(b)]
+        if not parts:
+            row[col] = {"accuracy": None, "ci95": None, "benchmarks": [], "questions": 0}
+            continue
+        scores = [list(question_scores(by_bench[b]).values()) for b in parts]
+        acc = float(np.mean([np.mean(s) for s in scores]))
+        draws = np.mean([bootstrap_draws(s, n_boot, 100 * k + j) for j, s in enumerate(scores)], axis=0)
+        row[col] = {"accuracy": acc, "ci95": interval(draws), "benchmarks": parts, "questions": sum(map(len, scores))}
+        col_draws.append(draws)
+        col_accs.append(acc)
+    row["average"] = {
+        "accuracy": float(np.mean(col_accs)) if col_accs else None,
+        "ci95": interval(np.mean(col_draws, axis=0)) if col_draws else None,
+        "columns": [c for c, _ in TABLE1_COLUMNS if row[c]["accuracy"] is not None],
+    }
+    return row
+
+
+def table1_difference(first: Sequence[SampleResult], second: Sequence[SampleResult], n_boot: int = 2000) -> dict[str, Any]:
+    """Second minus first run per Table 1 column over the questions both answered (paired bootstrap)."""
+    import numpy as np
+
+    from srpo_eval.stats import bootstrap_draws, interval, paired_binary, question_scores
+
+    out: dict[str, Any] = {}
+    col_draws, col_diffs = [], []
+    for k, (col, benches) in enumerate(TABLE1_COLUMNS):
+        diffs, draws, tests = [], [], {}
+        for j, b in enumerate(benches):
+            sa = question_scores([r for r in first if r.benchmark == b])
+            sb = question_scores([r for r in second if r.benchmark == b])
+            common = sorted(set(sa) & set(sb))
+            if not common:
+                continue
+            d = [sb[q] - sa[q] for q in common]
+            diffs.append(float(np.mean(d)))
+            draws.append(bootstrap_draws(d, n_boot, 100 * k + j))
+            a0 = {r.id: r.final_correct for r in sorted(first, key=lambda r: -r.sample) if r.benchmark == b}
+            b0 = {r.id: r.final_correct for r in sorted(second, key=lambda r: -r.sample) if r.benchmark == b}
+            tests[b] = paired_binary([a0[q] for q in common], [b0[q] for q in common], n_boot)
+        if not diffs:
+            out[col] = {"difference": None, "ci95": None, "tests": {}}
+            continue
+        cd = np.mean(draws, axis=0)
+        out[col] = {"difference": float(np.mean(diffs)), "ci95": interval(cd), "tests": tests}
+        col_draws.append(cd)
+        col_diffs.append(float(np.mean(diffs)))
+    out["average"] = {
+        "difference": float(np.mean(col_diffs)) if col_diffs else None,
+        "ci95": interval(np.mean(col_draws, axis=0)) if col_draws else None,
+    }
     return out
