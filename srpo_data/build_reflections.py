@@ -31,6 +31,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", help="output folder (created; reruns resume from it)")
     p.add_argument("--policy", help="policy endpoint: YAML file or inline YAML mapping")
     p.add_argument("--teacher", help="teacher endpoint: YAML file or inline YAML mapping")
+    p.add_argument("--judge", help="optional judge endpoint that scores the first attempts: YAML file or inline mapping")
+    p.add_argument("--judge-threshold", type=float, help="lowest judge score (1-10) that keeps a sample (default 6)")
+    p.add_argument("--target-first-right", type=float,
+                   help="share of first-right samples among the kept ones (the paper: about 0.3); default: keep all")
     p.add_argument("--revise-with", choices=["policy", "teacher"], help="who writes the revised attempt (default policy)")
     p.add_argument("--image-dir", help="JSONL input: folder for relative image paths (default: the JSONL's folder)")
     p.add_argument("--image-url-prefix", help="JSONL input: send images as PREFIX + relative path instead of base64")
@@ -51,7 +55,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from srpo_data.builder.config import BuildConfig, load_mapping
 
     data: dict[str, Any] = load_mapping(args.config) if args.config else {}
-    for role in ("policy", "teacher"):
+    for role in ("policy", "teacher", "judge"):
         value = getattr(args, role)
         if value is not None:
             data[role] = load_mapping(value)
@@ -69,6 +73,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         "max_in_flight": args.max_in_flight,
         "dataset_name": args.dataset_name,
         "retry_failed": args.retry_failed,
+        "judge_threshold": args.judge_threshold,
+        "target_first_right": args.target_first_right,
     }
     data.update({k: v for k, v in flags.items() if v is not None})
     if args.no_progress:
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
         cfg.policy.api_key()  # fail before any work when a key variable is missing
         cfg.teacher.api_key()
+        if cfg.judge is not None:
+            cfg.judge.api_key()
     except (ConfigError, ValidationError, FileNotFoundError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -117,6 +117,17 @@ class BuildConfig(BaseModel):
     policy: EndpointConfig
     #: The stronger model that writes the reflection (and the revision when revise_with=teacher).
     teacher: EndpointConfig
+    #: Optional judge model (the paper: DeepSeek-V3) that scores the reasoning quality of each
+    #: first attempt before the teacher writes a reflection; its prompt is
+    #: ``prompts/judge.txt`` and it returns JSON ``{"score": 1-10}``.
+    judge: EndpointConfig | None = None
+    #: Lowest judge score that keeps a sample (the paper keeps about 10K of 100K).
+    judge_threshold: float = Field(default=6.0, ge=0)
+    #: Target share of first-right samples among the kept ones (the paper: about 0.3).  The
+    #: surplus of the over-represented side is dropped (``mix_balance``), chosen by a hash of
+    #: the sample id and ``mix_seed``: the same choice on every run.  None keeps every sample.
+    target_first_right: float | None = Field(default=None, ge=0, le=1)
+    mix_seed: int = 0
     #: Who writes the revised attempt T2/A2 after the reflection.
     revise_with: Reviser = "policy"
     #: JSONL input only: folder that relative image paths are resolved against (default: the
@@ -155,7 +166,8 @@ class BuildConfig(BaseModel):
     def in_flight(self) -> int:
         if self.max_in_flight is not None:
             return self.max_in_flight
-        return 2 * (self.policy.concurrency + self.teacher.concurrency)
+        judge = self.judge.concurrency if self.judge is not None else 0
+        return 2 * (self.policy.concurrency + self.teacher.concurrency + judge)
 
 
 def load_mapping(value: str | Path) -> dict[str, Any]:

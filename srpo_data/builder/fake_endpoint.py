@@ -113,6 +113,12 @@ def scripted_reply(body: dict[str, Any], script: Script, nth: int = 0) -> str:
     q, gt = _question_of(user, script)
     frac = lambda salt: (_h(q, salt) % 10_000) / 10_000  # noqa: E731
     corrected = any(m.get("role") == "assistant" for m in body.get("messages", []))
+    if "Rate the reasoning" in user:  # the judge: a score from 1 to 10, a hash of the question
+        if script.bad_json_rate and not (script.json_on_correction and corrected) and (
+            _h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000
+        ) / 10_000 < script.bad_json_rate:
+            return "I would say about seven."
+        return json.dumps({"score": 1 + _h(q, "judge") % 10})
     if system:  # the teacher's reflection
         if script.json_on_correction and corrected:
             pass

@@ -30,6 +30,8 @@ from srpo_data.builder.steps import (
     attempt_messages,
     build_target,
     corrective_messages,
+    judge_messages,
+    parse_judge_score,
     parse_reflection,
     parse_two_blocks,
     quotes_ground_truth,
@@ -41,7 +43,7 @@ from srpo_data.builder.store import JsonlStore
 
 KEPT, DROPPED, FAILED, INTERRUPTED = "kept", "dropped", "failed", "interrupted"
 #: Lower goes first when calls wait for a slot of the same endpoint.
-STEP_PRIORITY = {"attempt": 0, "reflection": 1, "revision": 2}
+STEP_PRIORITY = {"attempt": 0, "judge": 1, "reflection": 1, "revision": 2}
 
 GradeFn = Callable[[str | None, str, float], Any]
 
@@ -67,6 +69,8 @@ class Outcome:
     #: The key its failure is filed under in failures.jsonl (status failed only).
     failure_key: str = ""
     source_id: str = ""
+    #: The judge's score of the first attempt (None: no judge configured, or not reached).
+    judge_score: float | None = None
 
 
 def image_urls(sample: Sample, prefix: str | None = None) -> list[str]:
@@ -249,6 +253,14 @@ class Runner:
         first_correct = bool(g1.correct)
         attempt_text = f"<think>{first.think}</think> <answer>{first.answer_block}</answer>"
 
+        # 2b. the judge's score of the attempt's reasoning (optional), JSON {"score": n}
+        judge_score: float | None = None
+        if cfg.judge is not None:
+            judge_score = await self._judge(sample, k_att, attempt_text, image_urls, used)
+            done.append("judge")
+            if judge_score < cfg.judge_threshold:
+                return out(DROPPED, "judge_below_threshold", first_correct=first_correct, judge_score=judge_score)
+
         # 3. reflection (teacher), JSON {"reflection": ...}; a malformed reply is asked again
         k_ref0 = step_key(sample.sample_id, "reflection", cfg.teacher.fingerprint(), upstream=k_att)
 
@@ -312,12 +324,12 @@ class Runner:
         done.append("revision")
         used(rev)
         if rev["finish_reason"] == "length":
-            return out(DROPPED, "revision_truncated", first_correct=first_correct)
+            return out(DROPPED, "revision_truncated", first_correct=first_correct, judge_score=judge_score)
         if rev["finish_reason"] != "stop":
-            return out(DROPPED, f"revision_finish_{rev['finish_reason']}", first_correct=first_correct)
+            return out(DROPPED, f"revision_finish_{rev['finish_reason']}", first_correct=first_correct, judge_score=judge_score)
         second = parse_two_blocks(rev["content"], "second")
         if not second.ok:
-            return out(DROPPED, f"revision_format:{second.reason}", first_correct=first_correct)
+            return out(DROPPED, f"revision_format:{second.reason}", first_correct=first_correct, judge_score=judge_score)
 
         # 5. filter: the reward's format check, a correct final answer, no leaked ground truth
         from srpo_reward.format import parse_response
@@ -326,15 +338,57 @@ class Runner:
         target = build_target(first.think, first.answer_block, reflection, second.think, second.answer_block)
         parsed = parse_response(target)
         if not parsed.ok:
-            return out(DROPPED, f"target_format:{parsed.reason}", first_correct=first_correct)
+            return out(DROPPED, f"target_format:{parsed.reason}", first_correct=first_correct, judge_score=judge_score)
         g2 = await self._grade(parsed.final_answer, sample.ground_truth)
         if g2.status in ("timeout", "error"):
-            return out(DROPPED, f"grade2_{g2.status}", first_correct=first_correct)
+            return out(DROPPED, f"grade2_{g2.status}", first_correct=first_correct, judge_score=judge_score)
         if not g2.correct:
-            return out(DROPPED, "final_wrong", first_correct=first_correct)
+            return out(DROPPED, "final_wrong", first_correct=first_correct, judge_score=judge_score)
         if quotes_ground_truth(reflection, sample.ground_truth):
-            return out(DROPPED, "reflection_quotes_ground_truth", first_correct=first_correct)
-        return out(KEPT, "", first_correct=first_correct, target=target)
+            return out(DROPPED, "reflection_quotes_ground_truth", first_correct=first_correct, judge_score=judge_score)
+        return out(KEPT, "", first_correct=first_correct, target=target, judge_score=judge_score)
+
+    async def _judge(
+        self, sample: Sample, k_att: str, attempt_text: str, image_urls: Callable[[], list[str]], used: Callable
+    ) -> float:
+        """The judge's score, stored like every call; a reply that is not JSON is asked again
+        with a corrective turn (``json_retries``), then the sample fails (``judge_bad_json``)."""
+        cfg = self.cfg
+        assert cfg.judge is not None
+        fp = cfg.judge.fingerprint()
+        k0 = step_key(sample.sample_id, "judge", fp, upstream=k_att)
+        prev: dict[str, Any] | None = None
+        why = ""
+        limit = cfg.json_retries + 1
+        if cfg.retry_failed and self.failures.get(k0) is not None:
+            stored = 0
+            while step_key(sample.sample_id, "judge", fp, upstream=k_att, try_index=stored) in self.store:
+                stored += 1
+            limit = max(limit, stored + cfg.json_retries + 1)
+        for i in range(10**6):
+            k = k0 if i == 0 else step_key(sample.sample_id, "judge", fp, upstream=k_att, try_index=i)
+            if k not in self.store and i >= limit:
+                raise StepFailed("judge", "judge_bad_json", why, key=k0)
+
+            def msgs(prev: dict[str, Any] | None = prev, why: str = why) -> list[dict[str, Any]]:
+                base = judge_messages(sample.question, image_urls(), attempt_text, sample.ground_truth)
+                return base if prev is None else corrective_messages(base, prev["content"], why)
+
+            if k not in self.store and self._skip_failure(self.failures.get(k0)):
+                fail = self.failures.get(k0)
+                assert fail is not None
+                raise StepFailed("judge", fail.get("reason", "failed"), "recorded in failures.jsonl", key=k0)
+            try:
+                rec = await self._call(sample, "judge", "judge", k, msgs, i)
+            except StepFailed as exc:
+                exc.key = k0
+                raise
+            used(rec)
+            score, why = parse_judge_score(rec["content"])
+            if score is not None:
+                return score
+            prev = rec
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ the whole run
     async def _wait_while_breaker_open(self, result: "RunResult", in_flight: set[Any]) -> None:
@@ -378,6 +432,8 @@ class Runner:
         cfg = self.cfg
         self.stop = asyncio.Event()
         self.clients = {"policy": EndpointClient("policy", cfg.policy), "teacher": EndpointClient("teacher", cfg.teacher)}
+        if cfg.judge is not None:
+            self.clients["judge"] = EndpointClient("judge", cfg.judge)
         result = RunResult()
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[Outcome]] = set()
@@ -481,6 +537,9 @@ class RunResult:
     fatal: str | None = None
     #: Seconds new samples waited for an open circuit breaker.
     paused_seconds: float = 0.0
+    #: Samples the judge scored, and how many of them reached the threshold.
+    judged: int = 0
+    judge_kept: int = 0
 
     def add(self, o: Outcome) -> None:
         for role, t in o.tokens.items():
@@ -490,6 +549,9 @@ class RunResult:
         self.attempts += "attempt" in o.steps_done
         self.reflections += "reflection" in o.steps_done
         self.revisions += "revision" in o.steps_done
+        if o.judge_score is not None:
+            self.judged += 1
+            self.judge_kept += o.reason != "judge_below_threshold"
         if o.status == INTERRUPTED:
             self.interrupted += 1
             return
@@ -504,6 +566,41 @@ class RunResult:
             self.dropped[o.reason] += 1
         elif o.status == FAILED:
             self.failed[o.reason] += 1
+
+    def apply_mix(self, target_first_right: float, seed: int = 0) -> None:
+        """Drop the surplus of the over-represented side of the kept samples (``mix_balance``)
+        so that first-right samples make ``target_first_right`` of the kept ones, as closely as
+        whole samples allow.  Which samples go is a hash of their id and ``seed``: the same
+        choice on every run, whatever the order they finished in."""
+        import hashlib
+
+        right = sorted(o.sample_id for o in self.outcomes.values() if o.status == KEPT and o.first_correct)
+        wrong = sorted(o.sample_id for o in self.outcomes.values() if o.status == KEPT and not o.first_correct)
+        t = target_first_right
+        if not right or not wrong:
+            return  # one side is empty: no mix can be met, and dropping everything helps nobody
+        if t >= 1.0:
+            keep_right, keep_wrong = len(right), 0
+        elif t <= 0.0:
+            keep_right, keep_wrong = 0, len(wrong)
+        elif len(right) > t / (1 - t) * len(wrong):
+            keep_right, keep_wrong = min(len(right), round(t / (1 - t) * len(wrong))), len(wrong)
+        else:
+            keep_right, keep_wrong = len(right), min(len(wrong), round((1 - t) / t * len(right)))
+
+        def rank(sid: str) -> str:
+            return hashlib.sha256(f"{seed}:{sid}".encode()).hexdigest()
+
+        for ids, keep in ((right, keep_right), (wrong, keep_wrong)):
+            for sid in sorted(ids, key=rank)[keep:]:
+                o = self.outcomes[sid]
+                o.status, o.reason, o.target = DROPPED, "mix_balance", None
+                self.kept -= 1
+                if o.first_correct:
+                    self.kept_first_right -= 1
+                else:
+                    self.kept_first_wrong -= 1
+                self.dropped["mix_balance"] += 1
 
     @property
     def complete(self) -> bool:

@@ -85,7 +85,7 @@ def _kept_in_order(cfg: BuildConfig, result: RunResult, listing: _Listing | None
             listing.write(
                 DROPPED_JSONL,
                 {"row": item.row, "sample_id": item.sample_id, "source_id": item.source_id, "reason": o.reason,
-                 "first_correct": o.first_correct},
+                 "first_correct": o.first_correct, "judge_score": o.judge_score},
             )
 
 
@@ -104,6 +104,19 @@ def summarize(cfg: BuildConfig, result: RunResult, seconds: float, outputs: dict
         "kept": result.kept,
         "kept_first_right": result.kept_first_right,
         "kept_first_wrong": result.kept_first_wrong,
+        # the achieved mix (the paper: about 30% first-right, 70% first-wrong)
+        "mix": {
+            "target_first_right": cfg.target_first_right,
+            "first_right": round(result.kept_first_right / result.kept, 4) if result.kept else None,
+            "dropped_for_mix": result.dropped.get("mix_balance", 0),
+        },
+        "judge": None if cfg.judge is None else {
+            "model": cfg.judge.model,
+            "threshold": cfg.judge_threshold,
+            "scored": result.judged,
+            "kept": result.judge_kept,
+            "dropped": result.judged - result.judge_kept,
+        },
         "dropped": dict(sorted(result.dropped.items())),
         "dropped_total": sum(result.dropped.values()),
         "failed": dict(sorted(result.failed.items())),
@@ -139,6 +152,8 @@ def build(cfg: BuildConfig, grader: GradeFn = default_grader) -> dict[str, Any]:
     runner = Runner(cfg, grader)
     result = asyncio.run(runner.run(_samples(cfg), total=total))
     outputs = None
+    if result.complete and cfg.target_first_right is not None:
+        result.apply_mix(cfg.target_first_right, cfg.mix_seed)
     if result.complete:
         listing = _Listing(cfg.out)
         ok = False

@@ -19,12 +19,14 @@ from typing import Any
 from srpo_data.builder.config import stable_hash
 
 PROMPT_DIR = Path(__file__).with_name("prompts")
-PROMPT_FILES = ("attempt", "reflection_system", "reflection", "reflection_fix", "revise")
+PROMPT_FILES = ("attempt", "judge", "reflection_system", "reflection", "reflection_fix", "revise")
 #: The prompt files each step's request is built from: only these enter its step key, so
 #: editing one prompt redoes only the steps that used it (and, through the upstream key, the
 #: steps after them).
 STEP_PROMPTS: dict[str, tuple[str, ...]] = {
     "attempt": ("attempt",),
+    "judge": ("judge",),
+    "judge_retry": ("judge", "reflection_fix"),
     "reflection": ("reflection_system", "reflection"),
     # a retry of the reflection after a reply that was not JSON adds the corrective turn
     "reflection_retry": ("reflection_system", "reflection", "reflection_fix"),
@@ -94,6 +96,24 @@ def corrective_messages(base: list[dict[str, Any]], bad_reply: str, reason: str)
     temperature 0 the identical request would return the identical reply)."""
     fix = render(load_prompt("reflection_fix"), reason=reason.replace("_", " "))
     return [*base, {"role": "assistant", "content": bad_reply}, {"role": "user", "content": fix}]
+
+
+def judge_messages(question: str, image_urls: list[str], attempt: str, ground_truth: str) -> list[dict[str, Any]]:
+    text = render(load_prompt("judge"), question=question, attempt=attempt, ground_truth=ground_truth)
+    return [user_message(text, image_urls)]
+
+
+def parse_judge_score(text: str) -> tuple[float | None, str]:
+    """(score, "ok") from the judge's JSON reply ``{"score": n}``, or (None, reason)."""
+    from srpo_data.builder.client import parse_json_object
+
+    obj = parse_json_object(text)
+    if obj is None:
+        return None, "not_json"
+    value = obj.get("score")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None, "no_score_field"
+    return float(value), "ok"
 
 
 def revise_messages(question: str, image_urls: list[str], attempt: str, reflection: str) -> list[dict[str, Any]]:
@@ -204,7 +224,8 @@ def step_key(
     """Stable cache key of one paid call: sample, step, endpoint fingerprint, the digest of the
     prompt files the call used (``prompts``, default :data:`STEP_PROMPTS` of ``step``), upstream."""
     if prompts is None:
-        prompts = STEP_PROMPTS.get(step if step != "reflection" or try_index == 0 else "reflection_retry", PROMPT_FILES)
+        name = step if try_index == 0 or step not in ("reflection", "judge") else f"{step}_retry"
+        prompts = STEP_PROMPTS.get(name, PROMPT_FILES)
     return stable_hash(
         {
             "v": KEY_VERSION,
