@@ -226,6 +226,14 @@ def reflection_markdown(runs: Sequence[Mapping[str, Any]], comparison: Mapping[s
         "responses whose A2 differs from A1.  Length: srpo_reward's length unit; tokens: the policy's own count "
         "(n/a when the rollouts do not carry it).  Judged: responses whose answer the judge extracted.",
     ]
+    for run in runs:
+        if run.get("judge"):
+            j = run["judge"]
+            lines += ["", f"Judge for `{run['run']}`: `{j['model']}` at {j['base_url']}, prompt `{Path(j['prompt_file']).name}`; "
+                      f"{j.get('needed', 0)} responses without a usable `<answer>`, {j.get('decided', 0)} answers extracted "
+                      f"({j.get('cached', 0)} from the cache), {j.get('no_answer', 0)} with none; failures: "
+                      + (", ".join(f"{k[7:]} {v}" for k, v in j.items() if k.startswith("failed:")) or "none")
+                      + f".  The judged responses have `answer_source: \"judge\"` in `samples-{run['run']}.jsonl`."]
     if comparison is not None and comparison.get("paired"):
         a, b = comparison["paired_runs"]
         lines += ["", f"Paired, `{b}` − `{a}` over the questions both answered (first sample each):", "",
@@ -378,14 +386,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--unit", default="approx_tokens", choices=("approx_tokens", "chars", "words"), help="length unit (default: approx_tokens, srpo_reward's)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per answer for math-verify (default 5)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% intervals (default 2000)")
+    p.add_argument("--judge", help="judge.yaml: an OpenAI-compatible endpoint (the stage-1 builder's endpoint fields) "
+                   "that extracts answers of responses without a usable <answer>")
+    p.add_argument("--judge-cache", help="the judge's append-only cache (default: <out>/judge_cache.jsonl)")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        report = build_report(args.rollouts, args.data, args.out, args.names, args.unit, args.timeout, not args.no_plots)
-    except (ValueError, FileNotFoundError) as e:
+        judge = None
+        if args.judge:
+            from srpo_eval.judge import Judge, load_judge_config
+
+            judge = Judge(load_judge_config(args.judge), Path(args.judge_cache or Path(args.out) / "judge_cache.jsonl"))
+        report = build_report(args.rollouts, args.data, args.out, args.names, args.unit, args.timeout, not args.no_plots,
+                              n_boot=args.bootstrap, judge=judge)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # RuntimeError: srpo_eval.judge.JudgeError
         print(f"error: {e}", file=sys.stderr)
         return 2
     for run in report["runs"]:
