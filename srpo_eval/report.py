@@ -3,11 +3,15 @@
     python -m srpo_eval.report ROLLOUTS.jsonl [OTHER.jsonl] --data FILE.parquet [FILE2.parquet ...] --out DIR
 
 Reads rollouts (ours, a user's JSONL of responses, or verl's validation dump),
-grades the first and final answers with ``srpo_reward``, and writes to ``DIR``:
+grades the first and final answers by each benchmark's official rule
+(:mod:`srpo_eval.official`; optionally with answers extracted by a judge,
+:mod:`srpo_eval.judge`), and writes to ``DIR``:
 
-- ``summary.json``: every number, per run and per benchmark, plus the side-by-side
-  comparison when two runs are given (for scripts);
-- ``report.md``: the same for people;
+- ``summary.json``: every number, per run and per benchmark (with per-category
+  breakdowns, 95% intervals, pass@k/maj@k), the Table-1 row of each run, plus the
+  side-by-side and paired comparison when two runs are given (for scripts);
+- ``report.md``: Table 1 (rows: runs; columns: MathVista, MathVerse, MathVision,
+  MMMU-Pro, average), the reflection table, the breakdowns, then the details;
 - ``transitions.png`` and ``lengths.png`` (see :mod:`srpo_eval.plots`);
 - ``samples-<run>.jsonl``: one graded line per response.
 
