@@ -9,7 +9,7 @@ Use from verl::
 
 from .config import PRESETS, RewardConfig
 from .format import ParsedResponse, extract_answer, is_valid_format, parse_response
-from .grading import Grade, grade_answer
+from .grading import Grade, grade_answer, grade_answers, normalize_ground_truth
 from .prompts import load_format_prompt, render_prompt
 from .reward import SCORE_KEYS, SRPOReward, compute_score, get_reward, score_response
 
@@ -24,8 +24,10 @@ __all__ = [
     "extract_answer",
     "get_reward",
     "grade_answer",
+    "grade_answers",
     "is_valid_format",
     "load_format_prompt",
+    "normalize_ground_truth",
     "parse_response",
     "render_prompt",
     "score_response",

@@ -2,6 +2,9 @@
 
 Started by :mod:`srpo_reward.grading` as ``python -m srpo_reward._grader_worker TARGET``
 (TARGET = ``module:function``, called as ``function(gold, pred) -> (status, correct)``).
+A request is ``{"tasks": [[gold, pred], ...]}`` (a sample's answers in one round trip);
+the worker writes one result line per task as soon as it has it, so the parent keeps
+the verdicts that arrived before a time limit.
 A plain subprocess rather than ``multiprocessing``: spawn/forkserver re-import the
 parent's ``__main__`` (a user's training script) in the child, which this avoids.
 The parent enforces the time limit by killing this process.
@@ -31,13 +34,17 @@ def main(target: str) -> None:
     out.flush()
     for line in sys.stdin:
         try:
-            req = json.loads(line)
-            status, correct = func(req["gold"], req["pred"])
-            resp = {"status": str(status), "correct": bool(correct)}
-        except Exception as exc:  # reported to the parent as an "error" grade
-            resp = {"status": "error", "correct": False, "error": type(exc).__name__}
-        out.write(json.dumps(resp) + "\n")
-        out.flush()
+            tasks = json.loads(line)["tasks"]
+        except Exception:
+            tasks = [None]
+        for task in tasks:
+            try:
+                status, correct = func(task[0], task[1])
+                resp = {"status": str(status), "correct": bool(correct)}
+            except Exception as exc:  # reported to the parent as an "error" grade
+                resp = {"status": "error", "correct": False, "error": type(exc).__name__}
+            out.write(json.dumps(resp) + "\n")
+            out.flush()
 
 
 if __name__ == "__main__":

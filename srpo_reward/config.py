@@ -73,8 +73,11 @@ class RewardConfig:
     len_max_ratio: float = 2.5
     #: Unit of L and L1 when the caller gives no token counts (the ratio makes the unit cancel).
     length_unit: str = "approx_tokens"
-    #: Hard time limit, in seconds, for grading one answer with math-verify (worker is killed after it).
-    grade_timeout: float = 5.0
+    #: Time budget, in seconds, for grading ONE SAMPLE (both answers) with math-verify, waiting
+    #: for a worker included; a worker still busy at the end is killed and the sample gets
+    #: ``grade_error``.  8x math-verify's p99 (0.1 s) on realistic answers
+    #: (``bench_reward.py --latency``), and under the 1 s a sample may take.
+    grade_timeout: float = 0.8
     #: Relative tolerance of the numeric fast path.
     rel_tol: float = 1e-4
 

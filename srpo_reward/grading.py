@@ -35,10 +35,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .format import last_boxed
 
 #: Seconds a caller waits beyond ``timeout`` for a free worker (the pool may be busy
 #: with other threads' tasks, or starting a replacement worker after a kill).
@@ -50,9 +50,10 @@ DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 @dataclass(frozen=True)
 class Grade:
     correct: bool
-    #: ``ok``, ``no_answer``, ``gold_unparsable``, ``timeout`` or ``error``.
+    #: ``ok``, ``no_answer``, ``gold_unparsable``, ``timeout``, ``error`` or ``refused``
+    #: (the guard kept a pathological answer from math-verify).
     status: str
-    #: ``choice``, ``number``, ``text``, ``math_verify`` or ``none``.
+    #: ``choice``, ``number``, ``text``, ``math_verify``, ``guard`` or ``none``.
     method: str = "none"
 
 
@@ -144,6 +145,10 @@ def gold_choice_letter(gold: str, options: Sequence[str] | None = None, letters:
 
 # -------------------------------------------------------------------------- numbers
 _NUMBER_RE = re.compile(r"^([-+−]?)(\d{1,3}(?:,\d{3})+|\d+)?(\.\d+)?")
+#: A decimal comma, read as math-verify reads it, where it cannot be a list: ``0,111``,
+#: ``1,22``, ``1000,99`` (two decimals).  ``1,2`` stays a list of two answers and a group of
+#: three digits after a nonzero integer part stays a thousands separator (``1,000``).
+_DECIMAL_COMMA_RE = re.compile(r"^([-+−]?(?:0|\d+(?=,\d{2}(?![\d,]))|0)),(\d+)(?![\d,])")
 _UNIT_WORD = r"[A-Za-zµ°]+(?:\^\{?-?\d\}?)?"
 _SUFFIX_RE = re.compile(
     r"^\s*(?P<pct>\\?%|percent)?\s*(?P<deg>°|\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|degrees?)?"
@@ -164,6 +169,8 @@ def parse_number(text: str) -> Number | None:
     s = normalize_text(text)
     s = _LHS_RE.sub("", s)
     s = _CURRENCY_RE.sub("", s).replace("\\%", "%")
+    s = _collapse_thousands(s)
+    s = _DECIMAL_COMMA_RE.sub(r"\1.\2", s)
     m = _NUMBER_RE.match(s)
     if not m or not (m.group(2) or m.group(3)):
         return None
@@ -195,36 +202,228 @@ def numbers_equal(gold: Number, pred: Number, rel_tol: float) -> bool:
 _WORDS_RE = re.compile(r"[A-Za-z]{3,}(?:[ -][A-Za-z]+)*")
 
 
+# ------------------------------------------------------------ ground truths
+_UNESCAPED_PCT_RE = re.compile(r"(?<!\\)%")
+_SPACE_THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:\s|\\[,;!: ]|~|\{,\}|,\\!)\d{3})+(?![\d])")
+#: A descriptive left-hand side (two or more words, or ``\text{..}``), as MathVerse writes
+#: free-form answers: ``Surface Area $=9236.28 \mathrm{~m}^{2}$``.
+_DESCRIPTIVE_LHS_RE = re.compile(
+    r"^\s*(?:\\text\s*\{[^{}$=]*\}|[A-Za-z][A-Za-z'’]*(?:\s+[A-Za-z'’()]+)+|[A-Za-z]{2,}[A-Za-z'’]*)\s*(\$*)\s*=\s*(?=\S)"
+)
+
+
+def _collapse_thousands(s: str) -> str:
+    """``1 000``, ``1\\,000``, ``14{,}916`` -> ``1000`` (a space is never a decimal point)."""
+    return _SPACE_THOUSANDS_RE.sub(lambda m: re.sub(r"\D", "", m.group(0)), s)
+
+
+def normalize_ground_truth(gold: Any) -> tuple[str, ...]:
+    """The acceptable answers a ground truth names, normalised the way the grader reads them.
+
+    Public so that benchmark scoring (``srpo_eval``) reads ground truths exactly like the
+    reward.  A list or tuple of strings is a list of acceptable answers (any of them
+    counts); a number becomes its ``repr``; in each string a LaTeX comment sign ``%``
+    becomes ``\\%``, thousands separators written with spaces (``1 000``, ``1\\,000``,
+    ``14{,}916``) are removed, and a descriptive left-hand side (``Surface Area $=9236.28
+    \\mathrm{~m}^{2}$`` -> ``$9236.28 \\mathrm{~m}^{2}$``) is dropped.  Empty answers are
+    dropped; ``()`` means the gold has nothing gradable.
+
+    >>> normalize_ground_truth(["1 000", "$100%$"])
+    ('1000', '$100\\\\%$')
+    """
+    if isinstance(gold, bool) or gold is None:
+        return ()
+    if isinstance(gold, (int, float)):
+        return (repr(gold) if isinstance(gold, float) else str(gold),) if math.isfinite(gold) else ()
+    if isinstance(gold, str):
+        s = gold.strip()
+        if not s:
+            return ()
+        s = _UNESCAPED_PCT_RE.sub(r"\\%", s)
+        s = _collapse_thousands(s)
+        m = _DESCRIPTIVE_LHS_RE.match(s)
+        if m:
+            s = m.group(1) + s[m.end():]
+        s = s.strip()
+        return (s,) if normalize_text(s) else ()
+    if isinstance(gold, (list, tuple)) or type(gold).__name__ == "ndarray":
+        out: list[str] = []
+        for item in list(gold)[:MAX_GOLD_ALTERNATIVES]:
+            if isinstance(item, (list, tuple)):
+                continue  # no nesting: a list of lists is not a list of acceptable answers
+            for alt in normalize_ground_truth(item):
+                if alt not in out:
+                    out.append(alt)
+        return tuple(out)
+    return ()
+
+
+#: At most this many acceptable answers of a list ground truth are tried.
+MAX_GOLD_ALTERNATIVES = 16
+
+
+# ------------------------------------------------------------------------- the guard
+#: Answers longer than this (characters) are not given to math-verify whole (only their
+#: boxed answers, or nothing): parsing cost grows with length.  math-verify takes about
+#: 5 ms on an 11,000-character solution from its own regression tables.
+MAX_MATH_CHARS = 16000
+#: More ``\boxed{}`` than this in one answer: not an answer, a spray.
+MAX_BOXES = 20
+#: Bracket nesting deeper than this: sympy's parser recurses per level.
+MAX_NESTING = 40
+#: A literal integer with more digits, an exponent above this, a factorial above this,
+#: or a tower of more powers than this makes sympy compute numbers with millions of digits.
+MAX_DIGITS = 200
+MAX_EXPONENT = 10_000
+MAX_FACTORIAL = 1_000
+MAX_POWER_CHAIN = 2
+
+_POW_RE = re.compile(r"\^\s*\{?\s*\(?\s*(\d+)")
+_FACT_RE = re.compile(r"(\d+)\s*\}?\s*\)?\s*!")
+_FACT_CMD_RE = re.compile(r"\\(?:factorial|Gamma)\b|\\binom\s*\{\s*\d{5,}")
+_DIGITS_RE = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
+_POW2_RE = re.compile(r"\^\s*\{\s*\(?\s*(\d+)\s*\)?\s*\^\s*\{?\s*(\d+)")
+#: ``a^{b^{c^..}}``, ``a^{b^c^d}``, ``a^b^c^d`` or ``2**3**4**5``: three stacked powers.
+_POW_CHAIN_RE = re.compile(
+    r"\^\s*\{[^{}]*\^\s*\{?[^{}]*\^|\^\s*\w+\s*\^\s*\w+\s*\^|\d\s*\*\*\s*\(?\s*\d+\s*\*\*\s*\(?\s*\d+\s*\*\*"
+)
+
+
+def _max_nesting(s: str) -> int:
+    depth = best = 0
+    for ch in s:
+        if ch in "{([":
+            depth += 1
+            if depth > best:
+                best = depth
+        elif ch in "})]" and depth:
+            depth -= 1
+    return best
+
+
+def guard_reason(s: str) -> str | None:
+    """Why math-verify must not see ``s`` (an answer or a ground truth), or None.
+
+    Cheap (linear in ``len(s)``) checks for what makes sympy slow: huge literals,
+    exponents and factorials, power towers, deep nesting, very long or box-sprayed
+    answers.  A refused answer is graded wrong with status ``refused``.
+    """
+    if len(s) > MAX_MATH_CHARS:
+        return "too_long"
+    if s.count("\\boxed") + s.count("\\fbox") > MAX_BOXES:
+        return "too_many_boxes"
+    if _max_nesting(s) > MAX_NESTING:
+        return "too_deep"
+    if _DIGITS_RE.search(s):
+        return "huge_number"
+    if any(int(m.group(1)) > MAX_EXPONENT for m in _POW_RE.finditer(s) if len(m.group(1)) < 12) or any(
+        len(m.group(1)) >= 12 for m in _POW_RE.finditer(s)
+    ):
+        return "huge_exponent"
+    if any(len(m.group(1)) > 6 or int(m.group(1)) > MAX_FACTORIAL for m in _FACT_RE.finditer(s)):
+        return "huge_factorial"
+    if _FACT_CMD_RE.search(s):
+        return "huge_factorial"
+    if _POW_CHAIN_RE.search(s):
+        return "power_tower"
+    for m in _POW2_RE.finditer(s):  # 9^{9^{9}}: the inner power is the exponent
+        base, exp = int(m.group(1)[:12]), int(m.group(2)[:12])
+        if base > 1 and exp * math.log10(base) > math.log10(MAX_EXPONENT):
+            return "power_tower"
+    return None
+
+
 # ------------------------------------------------------------ math-verify in workers
 def _boxed(s: str) -> str:
     return "\\boxed{" + s + "}"
 
 
+_DELIMITED_RE = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox|\\begin\{(?:align|equation)")
+#: Two words of prose in a row (outside LaTeX commands and ``\text{}``): an answer in words.
+_PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[.,;:]?\s+[A-Za-z]{2,}(?![A-Za-z])")
+_TEXT_ARG_RE = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]*\}")
+
+
+def _is_prose(s: str) -> bool:
+    return bool(_PROSE_RE.search(_TEXT_ARG_RE.sub(" ", s)))
+
+
+def _math_of(parsed: list) -> bool:
+    return any(not isinstance(x, str) for x in parsed)
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_gold(gold: str) -> list:
+    """Gold first as written when it carries math delimiters (math-verify's own extraction),
+    else as one boxed expression; a bare gold that is not math as boxed falls back to
+    math-verify's plain-expression extraction."""
     from math_verify import parse
 
-    return parse(_boxed(gold), parsing_timeout=None)
+    if _DELIMITED_RE.search(gold):
+        parsed = parse(gold, parsing_timeout=None)
+        if _math_of(parsed):
+            return parsed
+    parsed = parse(_boxed(gold.replace("$", "")), parsing_timeout=None)
+    if _math_of(parsed):
+        return parsed
+    return parse(gold, parsing_timeout=None)
+
+
+def _parse_pred(pred: str) -> list:
+    """The answer the way math-verify's own extraction expects it: the block as written
+    (every ``\\boxed{}``, ``$..$`` math, plain expressions, relations, sets, matrices).
+    A bare block that is not prose (``1+x^2``, ``(1,2)``) is first read as one math span
+    (math-verify would otherwise take its last number); prose never is."""
+    from math_verify import parse
+
+    if not _DELIMITED_RE.search(pred) and not _is_prose(pred):
+        parsed = parse("$" + pred + "$", parsing_timeout=None)
+        if _math_of(parsed):
+            return parsed
+    return parse(pred, parsing_timeout=None)
 
 
 def math_verify_grade(gold: str, pred: str) -> tuple[str, bool]:
     """Runs in a worker process: (status, correct).  No signal-based timeouts here: the
     parent enforces the limit by killing the worker."""
-    from math_verify import parse, verify
+    from math_verify import verify
 
     gold_parsed = _parse_gold(gold)
-    if not any(not isinstance(x, str) for x in gold_parsed):
+    if not _math_of(gold_parsed):
         # Nothing but math-verify's raw-string fallback: the gold is not math we can check.
         return "gold_unparsable", False
-    pred_parsed = parse(_boxed(pred), parsing_timeout=None)
+    pred_parsed = _parse_pred(pred)
     if not pred_parsed:
         return "ok", False
     return "ok", bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
+#: Pairs each worker grades before it reports ready: sympy's first simplification of each
+#: kind of expression costs 0.1-0.5 s (caches, lazy imports), later ones a few ms.
+WARM_UP_PAIRS = (
+    ("1", "x+1"),
+    ("x^2+2x+1", "\\boxed{(x+1)^2}"),
+    ("\\frac{3}{4}", "\\boxed{0.75}"),
+    ("2\\sqrt{3}", "\\boxed{\\sqrt{12}}"),
+    ("\\frac{\\pi}{6}", "\\boxed{\\pi/6}"),
+    ("(2,-3)", "\\boxed{(2, -3)}"),
+    ("[-1, 3)", "\\boxed{[-1,3)}"),
+    ("y=2x+1", "\\boxed{y = 1 + 2x}"),
+    ("$x \\geq 5$", "so $x \\ge 5$"),
+    ("\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}", "\\boxed{\\begin{bmatrix}1 & 0 \\\\ 0 & 1\\end{bmatrix}}"),
+    ("\\{1,2\\}", "\\boxed{1}, \\boxed{2}"),
+    ("2.74", "Soucis : 2,74 $ a.."),
+)
+
+
 def warm_up() -> None:
-    """Import math-verify and parse once (run by each worker before it reports ready)."""
-    _parse_gold("1")
+    """Import math-verify and grade a few typical pairs (run by each worker before it
+    reports ready), so that a fresh worker's first answers fit in the time budget."""
+    for gold, pred in WARM_UP_PAIRS:
+        try:
+            math_verify_grade(gold, pred)
+        except Exception:
+            pass
 
 
 #: ``module:function`` the workers run; a test may point it at a slow function.
@@ -232,7 +431,11 @@ WORKER_TARGET = "srpo_reward.grading:math_verify_grade"
 
 
 class _Worker:
-    """One ``python -m srpo_reward._grader_worker`` subprocess, used by one thread at a time."""
+    """One ``python -m srpo_reward._grader_worker`` subprocess, used by one thread at a time.
+
+    Started without waiting: it imports math-verify while the pool hands out other workers,
+    and reports ``{"ready": true}`` when it can take tasks.
+    """
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -255,26 +458,34 @@ class _Worker:
         fd = self.proc.stdout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            readable, _, _ = select.select([fd], [], [], left)
+            readable, _, _ = select.select([fd], [], [], max(0.0, left))
             if readable:
                 return fd.readline()  # "" when the worker died
+            if left <= 0:
+                return None
 
-    def grade(self, gold: str, pred: str, timeout: float) -> tuple[str, bool]:
+    def poll_ready(self) -> bool:
+        """True once the worker has reported ready (never blocks); raises if it died starting."""
         if not self.ready:
-            if not self._readline(time.monotonic() + QUEUE_ALLOWANCE_S):
-                raise RuntimeError("grading worker did not start")
-            self.ready = True
-        self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}) + "\n")
+            line = self._readline(0.0)
+            if line == "":
+                raise RuntimeError("grading worker died while starting")
+            self.ready = line is not None
+        return self.ready
+
+    def grade_many(self, tasks: Sequence[tuple[str, str]], deadline: float, results: list) -> None:
+        """Grade ``(gold, pred)`` pairs in one round trip; appends ``(status, correct)`` to
+        ``results`` as they arrive.  Raises ``TimeoutError`` at ``deadline``."""
+        self.proc.stdin.write(json.dumps({"tasks": [list(t) for t in tasks]}) + "\n")
         self.proc.stdin.flush()
-        line = self._readline(time.monotonic() + timeout)
-        if line is None:
-            raise TimeoutError
-        if not line:
-            raise RuntimeError("grading worker died")
-        resp = json.loads(line)
-        return resp["status"], resp["correct"]
+        for _ in tasks:
+            line = self._readline(deadline)
+            if line is None:
+                raise TimeoutError
+            if not line:
+                raise RuntimeError("grading worker died")
+            resp = json.loads(line)
+            results.append((str(resp["status"]), bool(resp["correct"])))
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -294,7 +505,11 @@ class _Worker:
 
 
 class _WorkerPool:
-    """Up to ``size`` workers; a thread takes an idle one (or starts one) and gives it back."""
+    """``size`` workers, all started on first use; a thread takes an idle ready one and gives
+    it back.  A killed worker is replaced at once, so its start overlaps other work."""
+
+    #: Seconds between checks for a worker that became ready or idle.
+    POLL_S = 0.005
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -302,31 +517,37 @@ class _WorkerPool:
         self.count = 0
         self.cond = threading.Condition()
         self.pid = os.getpid()
+        #: Set once every worker was ready: until then the pool is cold (the workers import
+        #: sympy, competing for the CPU) and callers wait longer.
+        self.warm = False
 
-    def acquire(self, target: str, wait: float) -> _Worker | None:
-        deadline = time.monotonic() + wait
+    def _fill(self, target: str) -> None:
+        while self.count < self.size:
+            self.idle.append(_Worker(target))
+            self.count += 1
+
+    def acquire(self, target: str, deadline: float) -> _Worker | None:
+        """An idle ready worker, or None if none is free by ``deadline``."""
         with self.cond:
             while True:
-                while self.idle:
-                    worker = self.idle.pop()
-                    if worker.alive() and worker.target == target:
+                self._fill(target)
+                for worker in list(self.idle):
+                    try:
+                        usable = worker.target == target and worker.alive() and worker.poll_ready()
+                    except Exception:
+                        usable = False
+                    if usable:
+                        self.idle.remove(worker)
+                        self.warm = self.warm or all(w.ready for w in self.idle)
                         return worker
-                    worker.kill()
-                    self.count -= 1
-                if self.count < self.size:
-                    self.count += 1
-                    break
+                    if worker.target != target or not worker.alive():
+                        self.idle.remove(worker)
+                        worker.kill()
+                        self.count -= 1
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self.cond.wait(left)
-        try:
-            return _Worker(target)
-        except Exception:
-            with self.cond:
-                self.count -= 1
-                self.cond.notify()
-            raise
+                self.cond.wait(min(left, self.POLL_S))
 
     def release(self, worker: _Worker, healthy: bool) -> None:
         if not healthy:
@@ -336,6 +557,10 @@ class _WorkerPool:
                 self.idle.append(worker)
             else:
                 self.count -= 1
+                try:
+                    self._fill(worker.target)
+                except Exception:
+                    pass
             self.cond.notify()
 
     def close(self) -> None:
@@ -369,77 +594,257 @@ def shutdown_pool() -> None:
 atexit.register(shutdown_pool)
 
 
-def _run_math_verify(gold: str, pred: str, timeout: float) -> Grade:
-    pool = _get_pool()
-    try:
-        worker = pool.acquire(WORKER_TARGET, QUEUE_ALLOWANCE_S)
-    except Exception:
-        return Grade(False, "error", "math_verify")
-    if worker is None:
-        return Grade(False, "timeout", "math_verify")
-    healthy = False
-    try:
-        status, correct = worker.grade(gold, pred, timeout)
-        healthy = True
-    except TimeoutError:
-        return Grade(False, "timeout", "math_verify")
-    except Exception:  # the worker died or wrote garbage
-        return Grade(False, "error", "math_verify")
-    finally:
-        pool.release(worker, healthy)
-    return Grade(bool(correct) and status == "ok", status, "math_verify")
+# ------------------------------------------------------------------------- the cache
+class _VerdictCache:
+    """math-verify verdicts per (target, gold, pred), shared by the threads of a process.
+
+    A GRPO group's rollouts share a ground truth and repeat answers, so most of a
+    group's answers are graded once.  Only final verdicts (``ok``, ``gold_unparsable``)
+    are kept, never a timeout or an error.  Least recently used entries go first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[tuple[str, str, str], tuple[str, bool]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, str, str]) -> tuple[str, bool] | None:
+        with self.lock:
+            value = self.data.get(key)
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self.data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str, str], value: tuple[str, bool]) -> None:
+        if self.size <= 0 or value[0] not in ("ok", "gold_unparsable"):
+            return
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.data.clear()
+            self.hits = self.misses = 0
+
+
+#: Entries of the verdict cache (``SRPO_GRADE_CACHE``, 0 turns it off).
+DEFAULT_CACHE_SIZE = 65536
+verdict_cache = _VerdictCache(int(os.environ.get("SRPO_GRADE_CACHE", DEFAULT_CACHE_SIZE)))
+
+
+def _run_math_verify(tasks: Sequence[tuple[str, str]], deadline: float) -> list[Grade]:
+    """Grade ``(gold, pred)`` pairs with math-verify, from the cache or in one worker round
+    trip, all within ``deadline``; a pair without a verdict in time is a ``timeout``."""
+    target = WORKER_TARGET
+    grades: list[Grade | None] = [None] * len(tasks)
+    todo: list[int] = []
+    for i, (gold, pred) in enumerate(tasks):
+        reason = guard_reason(pred) or guard_reason(gold)
+        if reason is not None:
+            grades[i] = Grade(False, "refused", "guard")
+            continue
+        hit = verdict_cache.get((target, gold, pred))
+        if hit is not None:
+            grades[i] = Grade(hit[1] and hit[0] == "ok", hit[0], "math_verify")
+        else:
+            todo.append(i)
+    unique = list(dict.fromkeys(tasks[i] for i in todo))
+    if unique:
+        results: list[tuple[str, bool]] = []
+        failure = ""
+        pool = _get_pool()
+        if not pool.warm:  # the process's first grades wait for the workers to start
+            deadline += QUEUE_ALLOWANCE_S
+        try:
+            worker = pool.acquire(target, deadline)
+        except Exception:
+            worker, failure = None, "error"
+        if worker is None:
+            failure = failure or "timeout"
+        else:
+            healthy = False
+            try:
+                worker.grade_many(unique, deadline, results)
+                healthy = True
+            except TimeoutError:
+                failure = "timeout"
+            except Exception:  # the worker died or wrote garbage
+                failure = "error"
+            finally:
+                pool.release(worker, healthy)
+        verdicts = dict(zip(unique, results))
+        for task, verdict in verdicts.items():
+            verdict_cache.put((target, *task), verdict)
+        for i in todo:
+            verdict = verdicts.get(tasks[i])
+            if verdict is None:
+                grades[i] = Grade(False, failure or "error", "math_verify")
+            else:
+                grades[i] = Grade(verdict[1] and verdict[0] == "ok", verdict[0], "math_verify")
+    return [g if g is not None else Grade(False, "error") for g in grades]
 
 
 # ---------------------------------------------------------------------- entry point
+def all_boxed(text: str, limit: int = MAX_BOXES + 1) -> list[str]:
+    """Contents of the outermost balanced ``\\boxed{}``/``\\fbox{}`` of ``text``, in order (at most ``limit``)."""
+    out: list[str] = []
+    pos = 0
+    while len(out) < limit:
+        m = _BOX_START_RE.search(text, pos)
+        if not m:
+            break
+        depth, i, n = 1, m.end(), len(text)
+        while i < n and depth:
+            ch = text[i]
+            if ch == "\\":
+                i += 2
+                continue
+            depth += {"{": 1, "}": -1}.get(ch, 0)
+            i += 1
+        if depth:
+            break  # unclosed: nothing after it is balanced either
+        out.append(text[m.end() : i - 1])
+        pos = i
+    return out
+
+
+_BOX_START_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+#: Grade statuses that count as a grading failure (``grade_error`` in the reward).
+ERROR_STATUSES = ("timeout", "error", "refused")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    grade: Grade | None  # decided without math-verify
+    tasks: tuple[tuple[str, str], ...] = ()  # (gold, pred) pairs for math-verify, any of them
+
+
+def _fast(pred: str, boxes: list[str], gold: str, letters: str, options, answer_type, rel_tol) -> Grade | None:
+    """The fast paths for one acceptable gold: a Grade, or None when math-verify must decide."""
+    single = boxes[0] if len(boxes) == 1 else (pred if not boxes else None)
+    gold_letter = gold_choice_letter(gold, options, letters)
+    if answer_type in MULTIPLE_CHOICE_TYPES and gold_letter is None:
+        return Grade(False, "gold_unparsable", "choice")
+    if gold_letter is not None:
+        named = {choice_letter(b, options, letters) for b in (boxes or [pred])}
+        return Grade(named == {gold_letter}, "ok", "choice")
+    if single is None:
+        return None  # several boxed answers: math-verify reads them as a set
+    if not single.strip():
+        return Grade(False, "no_answer")
+    gold_num = parse_number(gold)
+    if gold_num is not None:
+        pred_num = parse_number(single)
+        if pred_num is not None:
+            return Grade(numbers_equal(gold_num, pred_num, rel_tol), "ok", "number")
+    gold_norm = normalize_text(gold)
+    if _WORDS_RE.fullmatch(gold_norm):
+        # Words ("east", "isosceles triangle"): math-verify would read them as products of
+        # symbols, and "seat" would then equal "east".  Compare the words instead.
+        return Grade(gold_norm.casefold() == normalize_text(single).casefold(), "ok", "text")
+    return None
+
+
+def _mv_pred(pred: str, boxes: list[str]) -> str:
+    if len(pred) <= MAX_MATH_CHARS or not boxes:
+        return pred.strip()
+    return " ".join(_boxed(b) for b in boxes)  # a long block: only its boxed answers
+
+
+def _prepare(pred: Any, golds: tuple[str, ...], options, answer_type, rel_tol) -> _Prepared:
+    if not isinstance(pred, str) or not pred.strip():
+        return _Prepared(Grade(False, "no_answer"))
+    if not golds:
+        return _Prepared(Grade(False, "gold_unparsable"))
+    letters = option_letters(options, answer_type)
+    boxes = all_boxed(pred)
+    if len(boxes) > MAX_BOXES:
+        return _Prepared(Grade(False, "refused", "guard"))
+    if boxes and not any(b.strip() for b in boxes):
+        return _Prepared(Grade(False, "no_answer"))
+    if len(pred) > MAX_MATH_CHARS:  # the guard, before any regex: only the boxed answers count
+        if not boxes or sum(map(len, boxes)) > MAX_MATH_CHARS:
+            return _Prepared(Grade(False, "refused", "guard"))
+        pred = " ".join(_boxed(b) for b in boxes)
+    decided: list[Grade] = []
+    tasks: list[tuple[str, str]] = []
+    for gold in golds:
+        if len(gold) > MAX_MATH_CHARS:
+            decided.append(Grade(False, "refused", "guard"))
+            continue
+        g = _fast(pred, boxes, gold, letters, options, answer_type, rel_tol)
+        if g is not None and g.correct:
+            return _Prepared(g)
+        if g is None:
+            tasks.append((gold, _mv_pred(pred, boxes)))
+        else:
+            decided.append(g)
+    if tasks:
+        return _Prepared(None, tuple(tasks))
+    ok = [g for g in decided if g.status == "ok"]
+    return _Prepared((ok or decided)[0])
+
+
+def _combine(grades: Sequence[Grade]) -> Grade:
+    """Any acceptable gold that matches wins; else the most informative failure."""
+    for g in grades:
+        if g.correct:
+            return g
+    for status in ("ok", "timeout", "error", "refused", "gold_unparsable"):
+        for g in grades:
+            if g.status == status:
+                return g
+    return grades[0]
+
+
+def grade_answers(
+    preds: Sequence[str | None],
+    gold: Any,
+    timeout: float = 1.0,
+    *,
+    options: Sequence[str] | None = None,
+    answer_type: str | None = None,
+    rel_tol: float = 1e-4,
+) -> list[Grade]:
+    """Grade several answers against one ground truth within ONE time budget of ``timeout``
+    seconds in all (a sample's two answers: one worker round trip, one deadline).
+
+    ``gold`` may be a list of acceptable answers (any of them counts).  Never raises.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        golds = normalize_ground_truth(gold)
+        prepared = [_prepare(p, golds, options, answer_type, rel_tol) for p in preds]
+        tasks = [t for p in prepared for t in p.tasks]
+        verdicts = dict(zip(tasks, _run_math_verify(tasks, deadline))) if tasks else {}
+        return [p.grade if p.grade is not None else _combine([verdicts[t] for t in p.tasks]) for p in prepared]
+    except Exception:  # a grader bug must never take a training step down
+        return [Grade(False, "error") for _ in preds]
+
+
 def grade_answer(
     pred: str | None,
     gold: Any,
-    timeout: float = 5.0,
+    timeout: float = 1.0,
     *,
     options: Sequence[str] | None = None,
     answer_type: str | None = None,
     rel_tol: float = 1e-4,
 ) -> Grade:
-    """Grade ``pred`` against ``gold``.  Never raises, never runs longer than about ``timeout``.
+    """Grade ``pred`` (an answer, or a raw answer block) against ``gold``.  Never raises,
+    never runs longer than about ``timeout`` seconds.
 
     ``options`` (the option texts, in order A, B, ...) and ``answer_type``
     (``"multiple_choice"`` forces the choice rule) come from ``extra_info`` when
-    the data carries them.
+    the data carries them.  ``gold`` may be a list of acceptable answers.
     """
-    try:
-        if not isinstance(pred, str) or not pred.strip():
-            return Grade(False, "no_answer")
-        boxed = last_boxed(pred)  # callers may pass a raw answer block
-        if boxed is not None:
-            pred = boxed
-            if not pred.strip():
-                return Grade(False, "no_answer")
-        if isinstance(gold, (int, float)) and not isinstance(gold, bool):
-            gold = repr(gold) if isinstance(gold, float) else str(gold)
-        if isinstance(gold, (list, tuple)) and len(gold) == 1:
-            gold = gold[0]
-        if not isinstance(gold, str) or not normalize_text(gold):
-            return Grade(False, "gold_unparsable")
-
-        letters = option_letters(options, answer_type)
-        gold_letter = gold_choice_letter(gold, options, letters)
-        if answer_type in MULTIPLE_CHOICE_TYPES and gold_letter is None:
-            return Grade(False, "gold_unparsable", "choice")
-        if gold_letter is not None:
-            return Grade(choice_letter(pred, options, letters) == gold_letter, "ok", "choice")
-
-        gold_num = parse_number(gold)
-        if gold_num is not None:
-            pred_num = parse_number(pred)
-            if pred_num is not None:
-                return Grade(numbers_equal(gold_num, pred_num, rel_tol), "ok", "number")
-
-        gold_norm = normalize_text(gold)
-        if _WORDS_RE.fullmatch(gold_norm):
-            # Words ("east", "isosceles triangle"): math-verify would read them as products of
-            # symbols, and "seat" would then equal "east".  Compare the words instead.
-            return Grade(gold_norm.casefold() == normalize_text(pred).casefold(), "ok", "text")
-
-        return _run_math_verify(gold.replace("$", "").strip(), pred.replace("$", "").strip(), timeout)
-    except Exception:  # a grader bug must never take a training step down
-        return Grade(False, "error")
+    return grade_answers([pred], gold, timeout, options=options, answer_type=answer_type, rel_tol=rel_tol)[0]

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from .config import VERL_CALL_KWARGS, RewardConfig
 from .format import ParsedResponse, parse_response, reflection_well_formed
-from .grading import Grade, grade_answer
+from .grading import ERROR_STATUSES, Grade, grade_answers
 from .length import count_units, length_score, lengths_from_extra_info
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ SCORE_KEYS = (
     "stayed_wrong",  # A1 wrong -> A2 wrong
     "has_answer",  # at least one <answer> block was found
     "gold_unparsable",  # the ground truth could not be parsed: nothing was paid for accuracy
-    "grade_error",  # grading timed out or failed for one of the answers
+    "grade_error",  # grading timed out, failed, or the guard refused one of the answers
     "reward_error",  # an unexpected error: everything scored 0
 )
 
@@ -92,10 +92,11 @@ class SRPOReward:
             out["reward_error"] = 1.0
             return out
 
-    def _grade(self, pred: str | None, gold: Any, extra_info: Any) -> Grade:
+    def _grade(self, preds: list[str | None], gold: Any, extra_info: Any) -> list[Grade]:
+        """Both answers of a sample under one time budget (``grade_timeout``), one round trip."""
         options, answer_type = _extra_options(extra_info)
-        return grade_answer(
-            pred,
+        return grade_answers(
+            preds,
             gold,
             timeout=self.config.grade_timeout,
             options=options,
@@ -111,14 +112,13 @@ class SRPOReward:
         parsed: ParsedResponse = parse_response(solution_str)
         out["has_answer"] = float(parsed.num_answers > 0)
 
-        first = self._grade(parsed.first_answer, ground_truth, extra_info)
         if parsed.num_answers > 1 and parsed.final_answer != parsed.first_answer:
-            final = self._grade(parsed.final_answer, ground_truth, extra_info)
+            first, final = self._grade([parsed.first_answer, parsed.final_answer], ground_truth, extra_info)
         else:
-            final = first  # one answer block, or the same answer twice: grade once
+            first = final = self._grade([parsed.first_answer], ground_truth, extra_info)[0]  # grade once
         grades = (first, final)
         out["gold_unparsable"] = float(any(g.status == "gold_unparsable" for g in grades))
-        out["grade_error"] = float(any(g.status in ("timeout", "error") for g in grades))
+        out["grade_error"] = float(any(g.status in ERROR_STATUSES for g in grades))
         out["acc_first"] = float(first.correct)
         out["acc"] = float(final.correct)
         out["r_acc"] = cfg.acc_weight * first.correct

@@ -180,12 +180,18 @@ def test_crashing_worker_is_an_error_not_an_exception(monkeypatch):
     assert (g.correct, g.status) == (False, "error")
 
 
-@pytest.mark.slow
-def test_real_hang_is_cut_off():
+def test_power_tower_is_refused_by_the_guard_before_math_verify():
     # math-verify never returns on this one when its own (signal) timeout is off.
     g = _run_in_thread(lambda: grade_answer("9^{9^{9^{9}}}", "3", timeout=2))
+    assert (g.correct, g.status, g.method) == (False, "refused", "guard")
+
+
+@pytest.mark.slow
+def test_real_hang_is_cut_off_when_the_guard_lets_it_through(monkeypatch):
+    monkeypatch.setattr(grading, "guard_reason", lambda s: None)
+    g = _run_in_thread(lambda: grade_answer("9^{9^{9^{9}}}", "3", timeout=2))
     assert g.status == "timeout"
-    assert grade_answer("0.5", "\\frac{1}{2}").correct  # and the pool still works
+    assert grade_answer("0.5", "\\frac{1}{2}", timeout=30).correct  # and the pool still works
 
 
 def test_math_verify_signal_timeout_would_fail_in_a_thread():

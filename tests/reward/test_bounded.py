@@ -1,0 +1,108 @@
+"""Ground-truth normalisation, the guard, one time budget per sample, and the verdict cache."""
+
+from pathlib import Path
+
+import pytest
+
+from srpo_reward import compute_score, grading, normalize_ground_truth
+from srpo_reward.grading import grade_answer, grade_answers, guard_reason, verdict_cache
+
+
+@pytest.mark.parametrize(
+    "gold, alternatives",
+    [
+        pytest.param("$100%$", ("$100\\%$",), id="latex-percent-is-not-a-comment"),
+        pytest.param("1 000", ("1000",), id="space-thousands"),
+        pytest.param("14{,}916", ("14916",), id="brace-comma-thousands"),
+        pytest.param("Surface Area $=9236.28 \\mathrm{~m}^{2}$", ("$9236.28 \\mathrm{~m}^{2}$",), id="descriptive-lhs"),
+        pytest.param("x = 3", ("x = 3",), id="one-letter-lhs-kept"),
+        pytest.param(["4", "four", "4"], ("4", "four"), id="list-of-acceptable"),
+        pytest.param(2.5, ("2.5",), id="float"),
+        pytest.param(None, (), id="none"),
+        pytest.param(" ", (), id="blank"),
+    ],
+)
+def test_normalize_ground_truth(gold, alternatives):
+    assert normalize_ground_truth(gold) == alternatives
+
+
+@pytest.mark.parametrize(
+    "pred, gold, correct",
+    [
+        pytest.param("100\\%", "$100%$", True, id="percent-gold"),
+        pytest.param("1000", "1 000", True, id="space-thousands-gold"),
+        pytest.param("9236.28", "Surface Area $=9236.28 \\mathrm{~m}^{2}$", True, id="mathverse-lhs-units"),
+        pytest.param("9200", "Surface Area $=9236.28 \\mathrm{~m}^{2}$", False, id="mathverse-wrong"),
+        pytest.param("four", ["4", "four"], True, id="any-of-list"),
+        pytest.param("\\boxed{1} and \\boxed{2}", "\\{1,2\\}", True, id="all-boxes-are-a-set"),
+        pytest.param("\\boxed{2}", "\\{1,2\\}", False, id="one-box-of-a-set-is-wrong"),
+        pytest.param("so $x \\geq 5$ holds", "x \\ge 5", True, id="relation-in-prose"),
+        pytest.param("$\\begin{bmatrix}1&0\\\\0&1\\end{bmatrix}$", "\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}", True, id="matrix-env"),
+        pytest.param("1,2", "1.2", False, id="comma-list-is-not-a-decimal"),
+        pytest.param("1000,99", "1000.99", True, id="decimal-comma-like-math-verify"),
+    ],
+)
+def test_grading_like_math_verify(pred, gold, correct):
+    assert grade_answer(pred, gold, timeout=30).correct is correct
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ("9^{9^{9^{9}}}", "power_tower"),
+        ("9^{9^{9}}", "power_tower"),
+        ("2^{1000000}", "huge_exponent"),
+        ("100000!", "huge_factorial"),
+        ("(" * 2000 + "1" + ")" * 2000, "too_deep"),
+        ("1" * 500, "huge_number"),
+        ("\\boxed{1}" * 30, "too_many_boxes"),
+        ("x" * 20000, "too_long"),
+        ("2^{3^4}", None),
+        ("x^2+y^2=z^2", None),
+        ("\\frac{5\\sqrt{2}}{2}", None),
+        ("**Final Answer** **bold** **x**", None),
+    ],
+)
+def test_guard(answer, reason):
+    assert guard_reason(answer) == reason
+
+
+def test_refused_sample_is_a_visible_grade_error_and_never_raises():
+    text = ("<think>t</think> <answer>\\boxed{9^{9^{9^{9}}}}</answer> <reflection>r</reflection> "
+            "<think>t</think> <answer>\\boxed{" + "(" * 3000 + "}</answer>")
+    out = compute_score("adv", text, "3")
+    assert out["grade_error"] == 1.0 and out["acc"] == 0.0 and out["reward_error"] == 0.0
+
+
+def test_one_megabyte_answer_is_refused():
+    g = grade_answer("x + " * 250_000, "1")
+    assert (g.correct, g.status) == (False, "refused")
+
+
+@pytest.fixture
+def slow_worker(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setattr(grading, "WORKER_TARGET", "_slow_grader:sleepy_grade")
+    verdict_cache.clear()
+    yield
+    grading.shutdown_pool()
+
+
+def test_both_answers_share_one_budget_and_both_time_out(slow_worker):
+    grades = grade_answers(["x^3", "x^4"], "x^2", timeout=0.5)
+    assert [g.status for g in grades] == ["timeout", "timeout"]
+    assert verdict_cache.data == {} or all(v[0] != "timeout" for v in verdict_cache.data.values())
+
+
+def test_verdicts_are_remembered_within_a_group():
+    verdict_cache.clear()
+    group = ["\\boxed{(x+1)^2}", "\\boxed{x^2+2x+1}", "\\boxed{(x+1)^2}", "\\boxed{(x+1)^2}"]
+    grades = [grade_answer(p, "x^2+2x+1", timeout=30) for p in group]
+    assert all(g.correct for g in grades)
+    assert verdict_cache.misses == 2 and verdict_cache.hits == 2
+
+
+def test_cache_never_keeps_a_timeout(slow_worker):
+    grade_answer("x^3", "x^2", timeout=0.3)
+    assert all(v[0] in ("ok", "gold_unparsable") for v in verdict_cache.data.values())
+    assert len(verdict_cache.data) == 0
