@@ -1,34 +1,98 @@
-"""Throughput of srpo_reward.compute_score against verl's own math-verify scorer, same run.
+"""Throughput, latency and worst case of srpo_reward.compute_score against verl's own
+math-verify scorer (``verl.utils.reward_score.math_verify.compute_score``), same run.
 
-    .venv/bin/python benchmarks/bench_reward.py [--n 2000] [--group 8]
+    .venv/bin/python benchmarks/bench_reward.py [--groups 60] [--group 8] [--threads 8]
+    .venv/bin/python benchmarks/bench_reward.py --latency      # math-verify's latency per answer
+    .venv/bin/python benchmarks/bench_reward.py --adversarial  # worst wall time per sample
 
-Responses are SRPO five-block rollouts in GRPO groups (``--group`` rollouts share one
-ground truth), over a mix of ground truths: multiple choice, plain numbers and LaTeX
-expressions.  The peer, ``verl.utils.reward_score.math_verify.compute_score``, grades only
-the final answer (it has no format or reflection terms) and must run on the main thread
-(signal timeouts); ours grades both answers.  Printed: samples/s for each and the ratio.
+Corpora (every rollout text is distinct, so nothing is scored twice; answers repeat
+within a group, as in GRPO):
+
+- ``realistic``: GRPO groups of ``--group`` SRPO five-block rollouts sharing one ground
+  truth, ground truths written as MATH/MathVerse/Geometry3K-style sets write them (LaTeX
+  fractions, roots, pi, expressions, points, intervals, equations, degrees, a few letters
+  and integers), each rollout with a long reasoning (1-3 KB) and two answers drawn from
+  equivalent forms, a wrong answer and a near miss;
+- ``legacy``: the corpus this benchmark used before (mostly letters and integers).
+
+Each corpus is scored one caller thread (both warm), and in verl's reward-loop shape:
+an asyncio loop calling the sync scorer through ``loop.run_in_executor`` from
+``--threads`` executor threads, as verl 0.9.1's ``NaiveRewardManager`` does.  The peer
+grades only the final answer (it has no format or reflection terms); ours grades both
+answers.  The verdict cache is cleared before each timed run of ours.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import random
+import statistics
 import time
 
-GOLDS = ["B", "42", "3.5", "\\frac{3}{4}", "2\\sqrt{3}", "x^2+1", "45^\\circ", "1,200"]
-WRONG = {"B": "C", "42": "41", "3.5": "3.4", "\\frac{3}{4}": "\\frac{2}{3}", "2\\sqrt{3}": "3\\sqrt{2}",
-         "x^2+1": "x^2-1", "45^\\circ": "30^\\circ", "1,200": "1,100"}
-EQUIV = {"B": "(B)", "42": "42.0", "3.5": "\\frac{7}{2}", "\\frac{3}{4}": "0.75", "2\\sqrt{3}": "\\sqrt{12}",
-         "x^2+1": "1+x^2", "45^\\circ": "45", "1,200": "1200"}
+# ground truth -> (equivalent forms, wrong answers)
+REALISTIC = {
+    "\\frac{3}{4}": (["\\frac{3}{4}", "0.75", "\\dfrac{3}{4}", "3/4"], ["\\frac{4}{3}", "\\frac{2}{3}"]),
+    "2\\sqrt{3}": (["2\\sqrt{3}", "\\sqrt{12}", "2 \\sqrt 3"], ["3\\sqrt{2}", "4\\sqrt{3}"]),
+    "\\frac{\\pi}{6}": (["\\frac{\\pi}{6}", "\\pi/6", "\\dfrac{\\pi}{6}"], ["\\frac{\\pi}{3}", "\\frac{\\pi}{4}"]),
+    "4\\pi": (["4\\pi", "4 \\pi", "\\pi \\cdot 4"], ["2\\pi", "8\\pi"]),
+    "\\frac{5\\sqrt{2}}{2}": (["\\frac{5\\sqrt{2}}{2}", "\\frac{5}{\\sqrt{2}}", "\\frac{5}{2}\\sqrt{2}"], ["5\\sqrt{2}", "\\frac{5}{2}"]),
+    "x^2+2x+1": (["x^2+2x+1", "(x+1)^2", "1+2x+x^2"], ["x^2+1", "(x-1)^2"]),
+    "(2,-3)": (["(2,-3)", "(2, -3)", "\\left(2,-3\\right)"], ["(-3,2)", "(2,3)"]),
+    "[-1, 3)": (["[-1, 3)", "[-1,3)"], ["(-1, 3)", "[-1, 3]"]),
+    "y=2x+1": (["y=2x+1", "y = 1 + 2x", "2x+1"], ["y=2x-1", "y=x+1"]),
+    "60^\\circ": (["60^\\circ", "60", "60°"], ["30^\\circ", "120^\\circ"]),
+    "\\frac{1}{2}": (["\\frac{1}{2}", "0.5", "\\frac{2}{4}"], ["\\frac{1}{3}", "2"]),
+    "10\\sqrt{3}": (["10\\sqrt{3}", "\\sqrt{300}"], ["10\\sqrt{2}", "5\\sqrt{3}"]),
+    "\\sqrt{5}-1": (["\\sqrt{5}-1", "-1+\\sqrt{5}"], ["\\sqrt{5}+1", "1-\\sqrt{5}"]),
+    "\\frac{9}{2}": (["\\frac{9}{2}", "4.5", "\\frac{18}{4}"], ["\\frac{2}{9}", "9"]),
+    "C": (["C", "(C)"], ["B", "D"]),
+    "24": (["24", "24.0"], ["12", "48"]),
+}
+LEGACY_GOLDS = ["B", "42", "3.5", "\\frac{3}{4}", "2\\sqrt{3}", "x^2+1", "45^\\circ", "1,200"]
+LEGACY_WRONG = {"B": "C", "42": "41", "3.5": "3.4", "\\frac{3}{4}": "\\frac{2}{3}", "2\\sqrt{3}": "3\\sqrt{2}",
+                "x^2+1": "x^2-1", "45^\\circ": "30^\\circ", "1,200": "1,100"}
+LEGACY_EQUIV = {"B": "(B)", "42": "42.0", "3.5": "\\frac{7}{2}", "\\frac{3}{4}": "0.75", "2\\sqrt{3}": "\\sqrt{12}",
+                "x^2+1": "1+x^2", "45^\\circ": "45", "1,200": "1200"}
+SENTENCES = [
+    "Let the side be $a$, so that the area is $\\frac{1}{2}ab\\sin C$.",
+    "From the figure, the angle at $B$ is supplementary to $\\angle ACD$.",
+    "Substituting $x = 2$ into $f(x) = x^2 - 3x + 5$ gives $f(2) = 3$.",
+    "By the Pythagorean theorem, $c = \\sqrt{a^2 + b^2}$.",
+    "We compute the ratio $\\frac{AB}{BC}$ using similar triangles.",
+]
 
 
-def make_rollouts(n: int, group: int, seed: int = 0) -> list[tuple[str, str]]:
+def _rollout(rng: random.Random, i: int, a1: str, a2: str) -> str:
+    think = f"Step {i}. " + " ".join(rng.choice(SENTENCES) for _ in range(rng.randint(15, 45)))
+    return (
+        f"<think>{think}</think> <answer>The answer is $\\boxed{{{a1}}}$.</answer> "
+        "<reflection>Let me re-check the computation of the key step and the units.</reflection> "
+        f"<think>Recomputing carefully: {rng.choice(SENTENCES)}</think> <answer>\\boxed{{{a2}}}</answer>"
+    )
+
+
+def realistic_rollouts(groups: int, group: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    golds = list(REALISTIC)
+    out = []
+    for g in range(groups):
+        gold = golds[g % len(golds)]
+        equiv, wrong = REALISTIC[gold]
+        pool = equiv + wrong  # a group repeats a few answers, as a policy does
+        for j in range(group):
+            out.append((_rollout(rng, g * group + j, rng.choice(pool), rng.choice(equiv + wrong[:1])), gold))
+    return out
+
+
+def legacy_rollouts(n: int, group: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        gold = GOLDS[(i // group) % len(GOLDS)]
-        a1 = rng.choice([gold, WRONG[gold], EQUIV[gold]])
-        a2 = rng.choice([gold, EQUIV[gold], WRONG[gold]])
+        gold = LEGACY_GOLDS[(i // group) % len(LEGACY_GOLDS)]
+        a1 = rng.choice([gold, LEGACY_WRONG[gold], LEGACY_EQUIV[gold]])
+        a2 = rng.choice([gold, LEGACY_EQUIV[gold], LEGACY_WRONG[gold]])
         text = (
             f"<think>Let me compute step {i}. " + "We use the figure. " * rng.randint(5, 40) + "</think> "
             f"<answer>\\boxed{{{a1}}}</answer> <reflection>Check the calculation again.</reflection> "
@@ -38,35 +102,156 @@ def make_rollouts(n: int, group: int, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--group", type=int, default=8)
-    args = ap.parse_args()
+def _ours(text: str, gold: str) -> dict:
+    from srpo_reward import compute_score
 
-    from verl.utils.reward_score.math_verify import compute_score as verl_math_verify
+    return compute_score("bench", text, gold)
 
+
+def _peer(text: str, gold: str) -> float:
+    from verl.utils.reward_score.math_verify import compute_score
+
+    return compute_score(text, gold)
+
+
+def _serial(fn, rollouts) -> tuple[float, list]:
+    t0 = time.perf_counter()
+    out = [fn(text, gold) for text, gold in rollouts]
+    return time.perf_counter() - t0, out
+
+
+def _reward_loop(fn, rollouts, threads: int) -> tuple[float, list]:
+    """verl 0.9.1's NaiveRewardManager shape: run_in_executor per sample, all concurrent."""
+
+    async def run() -> list:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(threads))
+        return await asyncio.gather(*(loop.run_in_executor(None, fn, t, g) for t, g in rollouts))
+
+    t0 = time.perf_counter()
+    out = asyncio.run(run())
+    return time.perf_counter() - t0, out
+
+
+def compare(name: str, rollouts, threads: int) -> None:
+    from srpo_reward.grading import verdict_cache
+
+    n = len(rollouts)
+    print(f"\n== {name}: {n} samples ({len(set(g for _, g in rollouts))} ground truths)")
+    for mode in ("one thread", f"reward loop, {threads} executor threads"):
+        run = _serial if mode == "one thread" else (lambda f, r: _reward_loop(f, r, threads))
+        verdict_cache.clear()
+        t_ours, ours = run(_ours, rollouts)
+        t_peer, peer = run(_peer, rollouts)
+        acc_ours = sum(o["acc"] for o in ours) / n
+        print(f"{mode:38s} ours {n / t_ours:8.1f}/s   verl {n / t_peer:8.1f}/s   ratio {t_peer / t_ours:5.2f}x   "
+              f"final-answer acc ours {acc_ours:.3f} verl {sum(peer) / n:.3f}   "
+              f"grade_error {sum(o['grade_error'] for o in ours):.0f}")
+
+
+def latency(rollouts) -> None:
+    """math-verify's own latency per (gold, answer) in this process, warm, on the corpus's answers."""
+    from srpo_reward.format import parse_response
+    from srpo_reward.grading import all_boxed, math_verify_grade, normalize_ground_truth
+
+    pairs = []
+    for text, gold in rollouts:
+        parsed = parse_response(text)
+        for ans in (parsed.first_answer, parsed.final_answer):
+            pairs.append((normalize_ground_truth(gold)[0], ans))
+    for gold, pred in pairs[:20]:
+        math_verify_grade(gold, pred)  # warm
+    times = []
+    for gold, pred in dict.fromkeys(pairs):
+        t0 = time.perf_counter()
+        math_verify_grade(gold, pred)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    q = lambda p: times[min(len(times) - 1, int(p * len(times)))] * 1000  # noqa: E731
+    print(f"math-verify latency over {len(times)} distinct (gold, answer) pairs, ms: "
+          f"p50 {q(0.5):.1f}  p90 {q(0.9):.1f}  p99 {q(0.99):.1f}  p99.9 {q(0.999):.1f}  max {times[-1] * 1000:.1f}  "
+          f"mean {statistics.mean(times) * 1000:.1f}")
+    del all_boxed
+
+
+ADVERSARIAL = [
+    ("9^{9^{9^{9}}}", "9^{9^{9^{9}}}"),
+    ("9^{9^{9}}", "3"),
+    ("10^{10^{10}}", "10^{10^{10}}"),
+    ("100000!", "100000!"),
+    ("2^{1000000}", "2^{1000000}"),
+    ("(" * 2000 + "1" + ")" * 2000, "1"),
+    ("{" * 2000 + "1" + "}" * 2000, "1"),
+    ("x" + "^x" * 500, "x"),
+    ("\\boxed{1}" * 3000, "1"),
+    ("\\boxed{" * 3000, "1"),
+    ("1" * 5000, "1"),
+    ("x + " * 200000 + "1", "1"),  # about 1 MB
+    ("\\frac{" * 500 + "1" + "}{2}" * 500, "1"),
+    ("\\sqrt{" * 1000 + "2" + "}" * 1000, "2"),
+    ("e^{e^{e^{e^{e}}}}", "1"),
+    ("\\int_0^1 x^{10^{6}} dx", "0"),
+]
+
+
+def adversarial(threads: int) -> None:
+    """Worst wall time per sample of compute_score over pathological answers, serially and
+    from ``threads`` executor threads at once."""
     from srpo_reward import compute_score
     from srpo_reward.grading import grade_answer
 
-    rollouts = make_rollouts(args.n, args.group)
-    grade_answer("x+1", "1+x")  # start the grading workers outside the timed region
+    grade_answer("x+1", "1+x")  # warm the workers
+    samples = []
+    for ans, gold in ADVERSARIAL:
+        samples.append((f"<think>t</think> <answer>\\boxed{{{ans}}}</answer> <reflection>r</reflection> "
+                        f"<think>t</think> <answer>{ans}</answer>", gold))
+        samples.append((f"<think>t</think> <answer>{gold}</answer> <reflection>r</reflection> "
+                        f"<think>t</think> <answer>{ans}</answer>", ans))  # the pathological one as gold
+    samples.append(("<think>" + "a" * 1_000_000 + "</think> <answer>1</answer>", "1"))
 
-    t0 = time.perf_counter()
-    ours = [compute_score("bench", text, gold) for text, gold in rollouts]
-    t_ours = time.perf_counter() - t0
+    def timed(text: str, gold: str) -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        out = compute_score("adv", text, gold)
+        return time.perf_counter() - t0, out
 
-    t0 = time.perf_counter()
-    peer = [verl_math_verify(text, gold) for text, gold in rollouts]
-    t_peer = time.perf_counter() - t0
+    serial = [timed(t, g) for t, g in samples]
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        threaded = list(ex.map(lambda s: timed(*s), samples))
+    for label, res in (("serial", serial), (f"{threads} threads", threaded)):
+        worst_i = max(range(len(res)), key=lambda i: res[i][0])
+        worst = res[worst_i]
+        print(f"  worst: {samples[worst_i][0][:60]!r}... gold {samples[worst_i][1][:30]!r}")
+        print(f"adversarial {label}: {len(res)} samples, worst {worst[0]:.3f} s, mean "
+              f"{statistics.mean(r[0] for r in res):.3f} s, grade_error {sum(r[1]['grade_error'] for r in res):.0f}, "
+              f"score>0 for pathological golds {sum(r[1]['acc'] for r in res[1::2]):.0f}")
 
-    n = len(rollouts)
-    print(f"samples: {n} (groups of {args.group})")
-    print(f"srpo_reward.compute_score (2 answers, format, length): {n / t_ours:10.1f} samples/s")
-    print(f"verl math_verify.compute_score (final answer only):    {n / t_peer:10.1f} samples/s")
-    print(f"ratio ours / peer: {t_peer / t_ours:.2f}x")
-    print(f"mean score ours {sum(o['score'] for o in ours) / n:.3f}; final-answer acc ours "
-          f"{sum(o['acc'] for o in ours) / n:.3f} vs peer {sum(peer) / n:.3f}")
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=60, help="GRPO groups of the realistic corpus")
+    ap.add_argument("--group", type=int, default=8, help="rollouts per ground truth")
+    ap.add_argument("--legacy-n", type=int, default=480)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--latency", action="store_true")
+    ap.add_argument("--adversarial", action="store_true")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    realistic = realistic_rollouts(args.groups, args.group)
+    if args.latency:
+        latency(realistic)
+        return
+    if args.adversarial:
+        adversarial(args.threads)
+        return
+    # warm both: our workers and verl's process pool
+    _ours(*realistic[0])
+    _peer(*realistic[0])
+    print(f"GRPO groups of {args.group}; peer = verl.utils.reward_score.math_verify.compute_score")
+    compare("realistic (LaTeX-heavy ground truths, long reasoning)", realistic, args.threads)
+    compare("legacy (the README's previous corpus)", legacy_rollouts(args.legacy_n, args.group), args.threads)
 
 
 if __name__ == "__main__":
