@@ -17,7 +17,8 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ from srpo_data.builder.steps import (
     revise_messages,
     step_key,
 )
-from srpo_data.builder.store import JsonlStore
+from srpo_data.builder.store import IndexedJsonlStore, JsonlStore
 
 KEPT, DROPPED, FAILED, INTERRUPTED = "kept", "dropped", "failed", "interrupted"
 #: Lower goes first when calls wait for a slot of the same endpoint.
@@ -114,7 +115,7 @@ class Runner:
         self.cfg = cfg
         self.grader = grader
         cfg.out.mkdir(parents=True, exist_ok=True)
-        self.store = JsonlStore(cfg.out / "steps.jsonl", keep="first", valid=valid_step_record)
+        self.store = IndexedJsonlStore(cfg.out / "steps.jsonl", valid=valid_step_record)
         self.failures = JsonlStore(cfg.out / "failures.jsonl", keep="last")
         self.stop: asyncio.Event | None = None  # created inside the running loop by run()
         self.fatal: FatalEndpointError | None = None
@@ -434,7 +435,7 @@ class Runner:
         self.clients = {"policy": EndpointClient("policy", cfg.policy), "teacher": EndpointClient("teacher", cfg.teacher)}
         if cfg.judge is not None:
             self.clients["judge"] = EndpointClient("judge", cfg.judge)
-        result = RunResult()
+        result = RunResult(outcomes=OutcomeTable(cfg.out / OUTCOMES_DB))
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[Outcome]] = set()
         sigints = 0
@@ -458,7 +459,6 @@ class Runner:
 
         bar = tqdm(total=total, unit="sample", disable=not cfg.progress, dynamic_ncols=True, smoothing=0.05)
         slots = asyncio.Semaphore(cfg.in_flight())
-        seen: set[str] = set()
 
         def finished(task: asyncio.Task[Outcome]) -> None:
             tasks.discard(task)
@@ -483,11 +483,10 @@ class Runner:
                     result.bad_input[item.reason] += 1
                     bar.update(1)
                     continue
-                if item.sample_id in seen:
+                if not result.outcomes.mark("admitted", item.sample_id):
                     result.duplicates += 1
                     bar.update(1)
                     continue
-                seen.add(item.sample_id)
                 await slots.acquire()
                 await self._wait_while_breaker_open(result, tasks)
                 if self.stop.is_set():
@@ -515,12 +514,79 @@ class Runner:
         return result
 
 
+#: This run's outcome per sample (rewritten by every run; the step store is the lasting record).
+OUTCOMES_DB = "outcomes.sqlite"
+_OUTCOME_FIELDS = ("sample_id", "row", "status", "reason", "first_correct", "target", "failure_key", "source_id", "judge_score")
+
+
+class OutcomeTable:
+    """The outcomes of one run, keyed by sample id, in SQLite (a file, or memory when
+    ``path`` is None): a run of 100K samples does not hold 100K targets in memory.  Reads
+    return :class:`Outcome` objects without their token counts (those are summed on arrival)."""
+
+    def __init__(self, path: Path | None = None):
+        import sqlite3
+
+        if path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+        self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False)
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute(
+            "CREATE TABLE o (sample_id TEXT PRIMARY KEY, row INTEGER, status TEXT, reason TEXT, first_correct INTEGER,"
+            " target TEXT, failure_key TEXT, source_id TEXT, judge_score REAL)"
+        )
+        self._db.execute("CREATE TABLE marks (name TEXT, sample_id TEXT, PRIMARY KEY (name, sample_id)) WITHOUT ROWID")
+
+    def mark(self, name: str, sample_id: str) -> bool:
+        """True the first time ``(name, sample_id)`` is marked (a set that lives on disk)."""
+        return self._db.execute("INSERT OR IGNORE INTO marks VALUES (?, ?)", (name, sample_id)).rowcount == 1
+
+    @staticmethod
+    def _to_outcome(row: tuple[Any, ...]) -> Outcome:
+        d = dict(zip(_OUTCOME_FIELDS, row, strict=True))
+        if d["first_correct"] is not None:
+            d["first_correct"] = bool(d["first_correct"])
+        return Outcome(**d)
+
+    def __setitem__(self, sample_id: str, o: Outcome) -> None:
+        values = [getattr(o, f) for f in _OUTCOME_FIELDS]
+        self._db.execute(f"INSERT OR REPLACE INTO o VALUES ({','.join('?' * len(values))})", values)
+
+    def get(self, sample_id: str) -> Outcome | None:
+        row = self._db.execute(f"SELECT {','.join(_OUTCOME_FIELDS)} FROM o WHERE sample_id=?", (sample_id,)).fetchone()
+        return None if row is None else self._to_outcome(row)
+
+    def __getitem__(self, sample_id: str) -> Outcome:
+        o = self.get(sample_id)
+        if o is None:
+            raise KeyError(sample_id)
+        return o
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM o").fetchone()[0])
+
+    def kept_ids(self, first_correct: bool) -> list[str]:
+        rows = self._db.execute("SELECT sample_id FROM o WHERE status=? AND first_correct=? ORDER BY sample_id", (KEPT, int(first_correct)))
+        return [r[0] for r in rows]
+
+    def items(self) -> Iterator[tuple[str, Outcome]]:
+        for row in self._db.execute(f"SELECT {','.join(_OUTCOME_FIELDS)} FROM o ORDER BY sample_id").fetchall():
+            o = self._to_outcome(row)
+            yield o.sample_id, o
+
+    def values(self) -> Iterator[Outcome]:
+        for _, o in self.items():
+            yield o
+
+
 @dataclass
 class RunResult:
     samples_in: int = 0
     duplicates: int = 0
     bad_input: Counter[str] = field(default_factory=Counter)
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    outcomes: OutcomeTable = field(default_factory=OutcomeTable)
     kept: int = 0
     kept_first_right: int = 0
     kept_first_wrong: int = 0
@@ -574,8 +640,8 @@ class RunResult:
         choice on every run, whatever the order they finished in."""
         import hashlib
 
-        right = sorted(o.sample_id for o in self.outcomes.values() if o.status == KEPT and o.first_correct)
-        wrong = sorted(o.sample_id for o in self.outcomes.values() if o.status == KEPT and not o.first_correct)
+        right = self.outcomes.kept_ids(True)
+        wrong = self.outcomes.kept_ids(False)
         t = target_first_right
         if not right or not wrong:
             return  # one side is empty: no mix can be met, and dropping everything helps nobody
@@ -595,6 +661,7 @@ class RunResult:
             for sid in sorted(ids, key=rank)[keep:]:
                 o = self.outcomes[sid]
                 o.status, o.reason, o.target = DROPPED, "mix_balance", None
+                self.outcomes[sid] = o
                 self.kept -= 1
                 if o.first_correct:
                     self.kept_first_right -= 1

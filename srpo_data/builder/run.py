@@ -66,22 +66,17 @@ class _Listing:
 def _kept_in_order(cfg: BuildConfig, result: RunResult, listing: _Listing | None = None) -> Iterator[tuple[Sample, str, bool]]:
     """Second pass over the input (images are not kept in memory during the run); bad and
     dropped rows go to ``listing`` on the way."""
-    emitted: set[str] = set()
     for item in _samples(cfg):
         if isinstance(item, BadRow):
             if listing is not None:
                 listing.write(BAD_INPUT_JSONL, {"row": item.row, "source_id": item.source_id, "reason": item.reason, "detail": item.detail})
             continue
-        if item.sample_id in emitted:
-            continue
         o = result.outcomes.get(item.sample_id)
-        if o is None:
+        if o is None or o.status not in (KEPT, DROPPED) or not result.outcomes.mark("emitted", item.sample_id):
             continue
         if o.status == KEPT and o.target is not None:
-            emitted.add(item.sample_id)
             yield item, o.target, bool(o.first_correct)
         elif o.status == DROPPED and listing is not None:
-            emitted.add(item.sample_id)
             listing.write(
                 DROPPED_JSONL,
                 {"row": item.row, "sample_id": item.sample_id, "source_id": item.source_id, "reason": o.reason,

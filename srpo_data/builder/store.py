@@ -120,3 +120,130 @@ class JsonlStore:
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
                 self._fh.close()
+
+
+class IndexedJsonlStore:
+    """The step store at scale: the same append-only, fsynced ``steps.jsonl``, but the records
+    stay on disk.  An SQLite index beside it (``steps.jsonl.index.sqlite``: key -> byte offset
+    and length) answers lookups, so memory does not grow with the number of samples.
+
+    The JSONL file is the truth and the index can always be rebuilt from it: it records how
+    many bytes of the file it covers, lines past that point (a run killed after its last
+    fsync) are indexed when the store is opened, and an index that does not match the file
+    (the file was truncated or replaced) is rebuilt.  ``valid`` refuses records at indexing
+    time (their step is called again); a key that appears twice keeps its first record.
+    """
+
+    def __init__(self, path: Path, valid: Callable[[dict[str, Any]], bool] | None = None):
+        import sqlite3
+
+        self.path = path
+        self.valid = valid
+        self.torn_bytes = 0
+        self.invalid = 0
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            self.torn_bytes = _truncate_torn_tail(path)
+        else:
+            path.touch()
+        self.index_path = path.with_name(path.name + ".index.sqlite")
+        self._db = sqlite3.connect(self.index_path, check_same_thread=False, isolation_level=None)
+        # The index is rebuildable from the JSONL file: no fsync of its own is needed.
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS idx (key TEXT PRIMARY KEY, off INTEGER NOT NULL, len INTEGER NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+        self._rfd = os.open(path, os.O_RDONLY)
+        self._catch_up()
+        self._fh = path.open("ab")
+        self._size = path.stat().st_size
+        self._count = self._db.execute("SELECT COUNT(*) FROM idx").fetchone()[0]
+
+    def _indexed_bytes(self) -> int:
+        row = self._db.execute("SELECT v FROM meta WHERE k='bytes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _index_matches_file(self, indexed: int, size: int) -> bool:
+        if indexed > size:
+            return False
+        row = self._db.execute("SELECT key, off, len FROM idx ORDER BY off DESC LIMIT 1").fetchone()
+        if row is None:
+            return True  # nothing indexed yet: index the file from ``indexed`` on
+        rec = self._read(row[1], row[2])
+        return rec is not None and rec.get("key") == row[0]
+
+    def _catch_up(self) -> None:
+        size = self.path.stat().st_size
+        indexed = self._indexed_bytes()
+        if not self._index_matches_file(indexed, size):
+            self._db.execute("DELETE FROM idx")
+            indexed = 0
+        if indexed == size:
+            return
+        self._db.execute("BEGIN")
+        with self.path.open("rb") as fh:
+            fh.seek(indexed)
+            off = indexed
+            for raw in fh:
+                n = len(raw)
+                line = raw.strip()
+                if line:
+                    try:
+                        rec = json.loads(line)
+                    except (json.JSONDecodeError, UnicodeDecodeError):
+                        rec = None
+                    if isinstance(rec, dict) and isinstance(rec.get("key"), str):
+                        if self.valid is not None and not self.valid(rec):
+                            self.invalid += 1
+                        else:
+                            self._db.execute("INSERT OR IGNORE INTO idx VALUES (?, ?, ?)", (rec["key"], off, n))
+                off += n
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bytes', ?)", (off,))
+        self._db.execute("COMMIT")
+
+    def _read(self, off: int, length: int) -> dict[str, Any] | None:
+        try:
+            rec = json.loads(os.pread(self._rfd, length, off))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            return None
+        return rec if isinstance(rec, dict) else None
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT off, len FROM idx WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return None
+            return self._read(row[0], row[1])
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM idx WHERE key=?", (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record durably (blocking: call it through ``asyncio.to_thread`` from async code)."""
+        key = record["key"]
+        line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM idx WHERE key=?", (key,)).fetchone() is not None:
+                return
+            off = self._size
+            self._fh.write(line)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._size += len(line)
+            self._db.execute("INSERT INTO idx VALUES (?, ?, ?)", (key, off, len(line)))
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('bytes', ?)", (self._size,))
+            self._count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                os.close(self._rfd)
+                self._db.close()

@@ -62,7 +62,7 @@ def test_long_key_echoed_by_a_401_never_leaks_in_part(tmp_path: Path, fake_serve
     out = tmp_path / "out"
     assert cli_main(["--input", str(inp), "--out", str(out), "--policy", ep, "--teacher", ep, "--no-progress"]) == 2
     captured = capsys.readouterr()
-    texts = [captured.out, captured.err, caplog.text] + [p.read_text() for p in out.rglob("*.json*")]
+    texts = [captured.out, captured.err, caplog.text] + [p.read_text() for p in out.rglob("*") if p.suffix in (".json", ".jsonl")]
     assert "http_401" in captured.err
     for text in texts:
         assert not [p for p in _pieces(LONG_SECRET) if p in text]

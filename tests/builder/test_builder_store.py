@@ -60,3 +60,32 @@ def test_failure_log_keeps_the_last_record(tmp_path: Path) -> None:
 def test_bad_keep_mode(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="keep"):
         JsonlStore(tmp_path / "x.jsonl", keep="newest")
+
+
+def _rec(key: str, content: str = "x") -> dict[str, object]:
+    return {"key": key, "content": content, "finish_reason": "stop", "role": "policy"}
+
+
+def test_indexed_store_reads_records_from_disk_and_survives_a_stale_index(tmp_path: Path) -> None:
+    from srpo_data.builder.store import IndexedJsonlStore
+
+    path = tmp_path / "steps.jsonl"
+    store = IndexedJsonlStore(path)
+    store.append(_rec("a", "first"))
+    store.append(_rec("a", "second"))  # the first record of a key wins
+    store.append(_rec("b"))
+    store.close()
+    assert len(_lines(path)) == 2
+    # lines written by a run killed after its fsync but before the index update are found
+    with path.open("ab") as fh:
+        fh.write((json.dumps(_rec("c")) + "\n").encode())
+        fh.write(b'{"key": "torn"')  # and a torn tail is cut
+    again = IndexedJsonlStore(path)
+    assert again.get("a")["content"] == "first" and "c" in again and "torn" not in again  # type: ignore[index]
+    assert len(again) == 3 and again.torn_bytes > 0
+    again.close()
+    # a file replaced behind the index's back: the index is rebuilt from the file
+    path.write_text(json.dumps(_rec("z")) + "\n")
+    fresh = IndexedJsonlStore(path)
+    assert "z" in fresh and "a" not in fresh and len(fresh) == 1
+    fresh.close()
