@@ -8,6 +8,8 @@
 #   bash examples/run_qwen32b_srpo.sh                       # all stages: data, sft, merge, grpo
 #   STAGES=grpo POLICY_PATH=/my/sft_model bash examples/run_qwen32b_srpo.sh
 #   DRY_RUN=1 bash examples/run_qwen32b_srpo.sh             # check every stage on a CPU machine first
+#   CPU_TRAIN=1 MODEL_PATH=/tiny/model bash examples/run_qwen32b_srpo.sh   # train for real on a CPU (tiny model;
+#                                              see examples/cpu_train_setup.sh and examples/cpu_train.sh)
 #   bash examples/run_qwen32b_srpo.sh trainer.total_epochs=1 sft.optim.lr=2e-5   # extra Hydra overrides
 #
 # Paper settings live in recipe/srpo/config/{srpo_sft,srpo_trainer}.yaml; this script only sets paths,
