@@ -31,6 +31,11 @@ timed() {  # timed NAME LOG COMMAND...: run, tee to LOG, record the stage's wall
     say "${name}: done in $((SECONDS - start)) s"
 }
 
+if [[ -e ${WORKSPACE}/outputs ]]; then
+    # verl would resume the old checkpoints and the checks would read the old run's files.
+    say "ERROR: ${WORKSPACE} already holds a run (${WORKSPACE}/outputs); use a new WORKSPACE or remove that folder"
+    exit 2
+fi
 mkdir -p "${WORKSPACE}/logs"
 : > "${WORKSPACE}/logs/stage_seconds.txt"
 export MODEL_PATH="${WORKSPACE}/tiny-qwen" DATA_DIR="${WORKSPACE}/data" OUTPUT_DIR="${WORKSPACE}/outputs"
