@@ -13,8 +13,9 @@ The official scorers (read from their repositories; none of their code is copied
 - **MathVerse** (``ZrrSkywalker/MathVerse``, ``evaluation/score_answer_s2.py``):
   a GPT judge compares the extraction with the answer as the release writes it
   (``Surface Area $=9236.28 \\mathrm{~m}^{2}$``, ``Center $=(20,10)$``).  The
-  offline rule here strips the label, ``$`` and trailing units from such a gold
-  (:func:`mathverse_gold`) and grades with ``srpo_reward``'s grader.
+  offline rule grades with ``srpo_reward``'s grader, which reads such golds
+  (``srpo_reward.normalize_ground_truth``), then with the gold stripped of its
+  label, ``$`` and trailing units here (:func:`mathverse_gold`) as a fallback.
 - **MathVision** (``mathllm/MATH-V``, ``evaluation/evaluate.py``): right when
   the answer equals the gold letter *or* the text of the gold option.
 - **MMMU-Pro** (``MMMU-Benchmark/MMMU``, ``mmmu-pro/evaluate.py``): an option
@@ -27,8 +28,9 @@ The official scorers (read from their repositories; none of their code is copied
 ``srpo_reward``'s grader decides first wherever the rules agree (an option
 letter, numbers within MathVerse/MathVision, math-verify for expressions).
 
-This module owns its ground-truth normalisation (:func:`mathverse_gold`,
-:func:`latex_to_text`) until ``srpo_reward`` publishes one (issue 10).
+Ground truths go to ``srpo_reward`` as the release writes them (it normalises them,
+issue 10); :func:`mathverse_gold` and :func:`latex_to_text` (option texts) are this
+module's own, used where ``srpo_reward``'s reading does not decide.
 """
 
 from __future__ import annotations
@@ -216,12 +218,14 @@ def mathverse_gold(answer: str) -> str:
 def mathverse_verdict(pred: str | None, item: DataItem, timeout: float = 5.0) -> Verdict:
     if item.answer_type == "multiple_choice":
         return reward_grade(pred, item.ground_truth, item, timeout, options=item.options, answer_type="multiple_choice")
+    # srpo_reward reads the release's forms itself (normalize_ground_truth, issue 10); this
+    # module's mathverse_gold is the fallback for what it leaves (e.g. a trailing unit word)
+    v = reward_grade(pred, item.ground_truth, item, timeout)
     gold = mathverse_gold(item.ground_truth)
-    v = reward_grade(pred, gold, item, timeout)
     if not v.correct and gold != item.ground_truth:
-        raw = reward_grade(pred, item.ground_truth, item, timeout)
-        if raw.correct:
-            return raw
+        alt = reward_grade(pred, gold, item, timeout)
+        if alt.correct:
+            return alt
     return v
 
 

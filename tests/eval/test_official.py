@@ -161,6 +161,7 @@ def mathvision_row(**kw):
         pytest.param({}, "3", True, id="option-text-of-the-gold"),
         pytest.param({}, "4", False, id="other-option-text"),
         pytest.param({"options": [], "answer": "\\frac{5}{2}"}, "2.5", True, id="free-form-math-verify"),
+        pytest.param({"options": [], "answer": "2\\sqrt{3}"}, "2\\sqrt{3}", True, id="free-form-surd"),
         pytest.param({"options": [], "answer": "12"}, "12.0", True, id="free-form-number"),
     ],
 )
