@@ -10,6 +10,13 @@ rate over the whole pipeline run (first request to last sample finished, ramp-up
 included) as a share of that ideal.  Each level runs ``rounds`` policy calls per slot
 (samples = rounds * C / 2), so the unavoidable tail (the last samples' reflection and revision,
 about two delays) costs about 2 / rounds of the ideal.
+
+    .venv/bin/python benchmarks/bench_builder.py --memory 2000 8000 [--delay 0.02] [--concurrency 64]
+
+``--memory`` runs a whole build (run, outputs, summary) at each size in a fresh process and
+prints its peak resident memory (``ru_maxrss``), its CPU seconds per sample and its wall time:
+peak memory that does not grow with the number of samples is what the SQLite-indexed step
+store and outcome table are for.
 """
 
 from __future__ import annotations
@@ -83,12 +90,70 @@ def run_level(url: str, data: Path, out: Path, concurrency: int, n: int, delay: 
     }
 
 
+def one_build(url: str, data: Path, out: Path, concurrency: int, n: int) -> dict[str, float]:
+    """A whole build of ``n`` samples in this process; peak RSS and CPU time."""
+    import resource
+
+    from srpo_data.builder.run import build
+
+    ep = EndpointConfig(base_url=url, model="fake", concurrency=concurrency, timeout=60, max_tokens=64)
+    cfg = BuildConfig(input=data / "in.jsonl", out=out, policy=ep, teacher=ep, limit=n, progress=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = build(cfg)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert summary["complete"], summary
+    return {
+        "samples": n,
+        "kept": summary["kept"],
+        "seconds": round(wall, 1),
+        "cpu_ms_per_sample": round(1000 * cpu / n, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def memory_main(sizes: list[int], delay: float, concurrency: int) -> int:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        make_set(tmpdir / "data", max(sizes))
+        proc, url = start_server(delay, tmpdir / "data" / "answers.json")
+        try:
+            for n in sizes:
+                code = (
+                    "import json, sys; from pathlib import Path; sys.path.insert(0, %r); import bench_builder as b; "
+                    "print(json.dumps(b.one_build(%r, Path(%r), Path(%r), %d, %d)))"
+                    % (str(Path(__file__).parent), url, str(tmpdir / "data"), str(tmpdir / f"out{n}"), concurrency, n)
+                )
+                res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+                if res.returncode != 0:
+                    print(res.stderr, file=sys.stderr)
+                    return 1
+                row = json.loads(res.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait()
+    print(f"\ndelay {delay}s, concurrency {concurrency}")
+    print(f"{'samples':>8} {'seconds':>8} {'cpu ms/sample':>14} {'peak RSS MB':>12}")
+    for r in rows:
+        print(f"{r['samples']:>8} {r['seconds']:>8} {r['cpu_ms_per_sample']:>14} {r['peak_rss_mb']:>12}")
+    if len(rows) >= 2:
+        a, b = rows[0], rows[-1]
+        per_k = (b["peak_rss_mb"] - a["peak_rss_mb"]) / ((b["samples"] - a["samples"]) / 1000)
+        print(f"peak RSS growth: {per_k:+.2f} MB per 1000 samples")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--memory", type=int, nargs="+", metavar="N", help="peak memory of whole builds of N samples")
     p.add_argument("--delay", type=float, default=1.0, help="seconds the endpoint waits before each answer")
     p.add_argument("--rounds", type=int, default=100, help="policy calls per concurrency slot")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     args = p.parse_args(argv)
+    if args.memory:
+        return memory_main(args.memory, args.delay if args.delay != 1.0 else 0.02, args.concurrency[-1])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)

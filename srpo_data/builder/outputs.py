@@ -76,10 +76,14 @@ def write_outputs(
     img_dir = out / IMAGES_DIR
     img_dir.mkdir(parents=True, exist_ok=True)
     parquet_tmp = out / (SFT_PARQUET + ".tmp")
-    sharegpt: list[dict[str, Any]] = []
+    sharegpt_tmp = out / (SHAREGPT_JSON + ".tmp")
     rows: list[dict[str, Any]] = []
+    referenced: set[str] = set()
     n = 0
-    with pq.ParquetWriter(parquet_tmp, schema) as writer:
+    # sharegpt.json is written as it goes (one conversation at a time), in the layout that
+    # json.dumps(..., indent=2) gives a list, so memory does not grow with the kept samples.
+    with pq.ParquetWriter(parquet_tmp, schema) as writer, sharegpt_tmp.open("w", encoding="utf-8") as sg:
+        sg.write("[")
 
         def flush() -> None:
             if rows:
@@ -110,17 +114,21 @@ def write_outputs(
                         data = to_browser_image(data)[0]
                     _atomic_write_bytes(p, data)
                 paths.append(f"{IMAGES_DIR}/{name}")
-            sharegpt.append({"messages": messages, "images": paths, "id": sample.sample_id})
+                referenced.add(name)
+            entry = json.dumps({"messages": messages, "images": paths, "id": sample.sample_id}, ensure_ascii=False, indent=2)
+            sg.write(("," if n else "") + "\n" + "\n".join("  " + line for line in entry.splitlines()))
             n += 1
             if len(rows) >= 256:
                 flush()
         flush()
+        sg.write("\n]\n" if n else "]\n")
+        sg.flush()
+        os.fsync(sg.fileno())
     os.replace(parquet_tmp, out / SFT_PARQUET)
-    referenced = {Path(p).name for row in sharegpt for p in row["images"]}
     for stale in img_dir.iterdir():  # images of samples an earlier run kept and this one did not
         if stale.name not in referenced:
             stale.unlink()
-    write_json(out / SHAREGPT_JSON, sharegpt)
+    os.replace(sharegpt_tmp, out / SHAREGPT_JSON)
     info_path = out / DATASET_INFO
     info: dict[str, Any] = {}
     if info_path.exists():
