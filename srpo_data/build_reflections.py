@@ -38,8 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--revise-with", choices=["policy", "teacher"], help="who writes the revised attempt (default policy)")
     p.add_argument("--image-dir", help="JSONL input: folder for relative image paths (default: the JSONL's folder)")
     p.add_argument("--image-url-prefix", help="JSONL input: send images as PREFIX + relative path instead of base64")
-    p.add_argument("--input-format", choices=["auto", "mulberry", "llava_cot", "mathv360k"],
-                   help="auto (RL parquet or JSONL) or a public stage-1 release in its published layout")
+    p.add_argument("--input-format", choices=["auto", "mulberry", "llava_cot", "mathv360k", "srpo_sft"],
+                   help="auto (RL parquet or JSONL), a public stage-1 release in its published layout, or "
+                        "srpo_sft: the authors' released SFT data, completed with the revise step")
     p.add_argument("--sample", type=int, help="releases: a deterministic sample of N records (the paper: 100000)")
     p.add_argument("--sample-seed", type=int, help="seed of --sample (default 0)")
     p.add_argument("--limit", type=int, help="only the first N input rows")

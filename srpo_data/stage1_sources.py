@@ -23,6 +23,17 @@ a reason, never guessed):
   sub-dataset's folder, e.g. ``TabMWP/images/..``), ``conversations`` (``from``/``value``): the
   first ``gpt`` value is the ground truth.
 
+- ``srpo_sft`` (the authors' released SFT data, SRPOMLLMs/srpo-sft-data): LLaMA-Factory sharegpt,
+  as the authors trained with (``messages`` with ``role``/``content``, or ``conversations``
+  with ``from``/``value``; ``images``).  The release itself could not be inspected here, so
+  both sharegpt spellings are accepted and a record in neither is skipped (``bad_layout``).
+  Its targets are ``<think>T1</think> <answer>A1</answer> <reflection>R</reflection>
+  <answer>A2</answer>``: the second ``<think>`` is missing, so they disagree with the RL format
+  (:func:`inspect_srpo_sft` counts them).  Read by the builder, each record becomes a sample
+  whose attempt and reflection are given: only the revise step is called, to write the missing
+  T2/A2, and A2 is graded against the release's own A2 (the release has no separate ground
+  truth; its A2 is the answer the authors' filter accepted).
+
 Only the first question/answer pair of a multi-turn record is used (later turns depend on
 earlier answers).  ``--sample N`` keeps a deterministic sample of N records (:func:`sample_ids`).
 """
@@ -141,7 +152,67 @@ def mathv360k_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
     return _row(index, "mathv360k", question, answer, images, sid)
 
 
+SRPO_TARGET = re.compile(
+    r"^\s*<think>(?P<t1>.*?)</think>\s*<answer>(?P<a1>.*?)</answer>\s*<reflection>(?P<r>.*?)</reflection>\s*"
+    r"(?:<think>(?P<t2>.*?)</think>\s*)?<answer>(?P<a2>.*?)</answer>\s*$",
+    re.S,
+)
+
+
+def srpo_target_kind(target: str) -> str:
+    """``five_blocks``, ``missing_second_think`` (the release's layout) or ``unparsable``."""
+    m = SRPO_TARGET.match(target)
+    if m is None:
+        return "unparsable"
+    return "five_blocks" if m.group("t2") is not None else "missing_second_think"
+
+
+def srpo_sft_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
+    """One record of the released SRPO SFT data: the question, the given attempt and
+    reflection, and the release's A2 as the ground truth."""
+    if not isinstance(rec, dict):
+        return SourceSkip(index, "not_an_object")
+    sid = str(rec.get("id", "")) if rec.get("id") is not None else ""
+    if "messages" in rec:
+        turns, user, assistant = _turns(rec.get("messages"), "role", "content"), "user", "assistant"
+    else:
+        turns, user, assistant = _turns(rec.get("conversations"), "from", "value"), "human", "gpt"
+    images = rec.get("images", [])
+    if turns is None or not isinstance(images, list) or not all(isinstance(p, str) for p in images):
+        return SourceSkip(index, "bad_layout", sid)
+    pair = _first_pair(turns, user, assistant)
+    if pair is None:
+        return SourceSkip(index, "no_question_answer_pair", sid)
+    question, target = pair
+    m = SRPO_TARGET.match(target)
+    if m is None:
+        return SourceSkip(index, "target_unparsable", sid)
+    from srpo_reward.format import extract_answer  # the reward's own answer extraction
+
+    gold = extract_answer(m.group("a2"))
+    row = _row(index, "srpo_sft", question, gold or "", list(images), sid)
+    if isinstance(row, dict):
+        row["attempt"] = f"<think>{m.group('t1')}</think> <answer>{m.group('a1')}</answer>"
+        row["reflection"] = m.group("r").strip()
+        row["release_target"] = srpo_target_kind(target)
+    return row
+
+
+def inspect_srpo_sft(path: Path) -> dict[str, int]:
+    """What the released SFT data holds and lacks: records by target layout."""
+    counts: dict[str, int] = {"records": 0, "five_blocks": 0, "missing_second_think": 0, "unparsable": 0, "bad_layout": 0}
+    for i, rec in enumerate(iter_records(path)):
+        counts["records"] += 1
+        got = srpo_sft_row(rec, i)
+        if isinstance(got, SourceSkip):
+            counts["unparsable" if got.reason == "target_unparsable" else "bad_layout"] += 1
+        else:
+            counts[got["release_target"]] += 1
+    return counts
+
+
 READERS: dict[str, Callable[[Any, int], dict[str, Any] | SourceSkip]] = {
+    "srpo_sft": srpo_sft_row,
     "mulberry": mulberry_row,
     "llava_cot": llava_cot_row,
     "mathv360k": mathv360k_row,
@@ -209,3 +280,38 @@ def iter_source(
             yield SourceSkip(i, "bad_json")
             continue
         yield reader(rec, i)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m srpo_data.stage1_sources inspect FILE``: what the released SRPO SFT data
+    lacks; ``rows --source NAME FILE [--sample N]``: the builder rows of a release, as JSONL."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m srpo_data.stage1_sources", description=main.__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ins = sub.add_parser("inspect", help="count the released SRPO SFT targets by layout")
+    ins.add_argument("file", type=Path)
+    rows = sub.add_parser("rows", help="print the builder rows of a release as JSONL")
+    rows.add_argument("file", type=Path)
+    rows.add_argument("--source", required=True, choices=sorted(READERS))
+    rows.add_argument("--sample", type=int)
+    rows.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.cmd == "inspect":
+        counts = inspect_srpo_sft(args.file)
+        print(json.dumps(counts))
+        if counts["missing_second_think"]:
+            print(
+                f"{counts['missing_second_think']} of {counts['records']} targets lack the second <think> (the RL format "
+                "has five blocks); complete them with: python -m srpo_data.build_reflections --input-format srpo_sft ...",
+                file=sys.stderr,
+            )
+        return 0
+    for item in iter_source(args.file, args.source, sample=args.sample, seed=args.seed):
+        print(json.dumps(item if isinstance(item, dict) else {"skip": item.reason, "index": item.index}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -143,7 +143,7 @@ class BuildConfig(BaseModel):
     image_url_prefix: str | None = None
     #: ``auto``: verl RL parquet or JSONL by the file's suffix; or a public stage-1 release in its
     #: published layout (``srpo_data/stage1_sources.py``), images under ``image_dir``.
-    input_format: Literal["auto", "mulberry", "llava_cot", "mathv360k"] = "auto"
+    input_format: Literal["auto", "mulberry", "llava_cot", "mathv360k", "srpo_sft"] = "auto"
     #: Releases only: a deterministic sample of N records (the paper samples 100K).
     sample: int | None = Field(default=None, ge=1)
     #: Seed of ``sample`` (another seed, another sample).

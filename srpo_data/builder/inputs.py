@@ -39,6 +39,10 @@ class Sample:
     image_refs: tuple[str, ...] = ()
     #: The id the input gave the row, if any (kept in the outputs for traceability).
     source_id: str = ""
+    #: Released SFT data (``input_format: srpo_sft``): the attempt and the reflection are given,
+    #: only the revise step is called.
+    given_attempt: str = ""
+    given_reflection: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,18 @@ def iter_release(
             yield BadRow(row, item.reason, source_id=item.source_id, detail=f"record {item.index}")
         else:
             got = _jsonl_row(item, row, folder, keys)
-            yield dataclasses.replace(got, source_id=item["id"]) if isinstance(got, BadRow) else got
+            if isinstance(got, BadRow):
+                yield dataclasses.replace(got, source_id=item["id"])
+            elif "attempt" in item:
+                given = (item["attempt"], item["reflection"])
+                yield dataclasses.replace(
+                    got,
+                    sample_id=content_id(got.question + "\0" + "\0".join(given), got.ground_truth, got.images),
+                    given_attempt=given[0],
+                    given_reflection=given[1],
+                )
+            else:
+                yield got
         row += 1
 
 

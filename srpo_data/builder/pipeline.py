@@ -228,15 +228,19 @@ class Runner:
                 urls = self._image_urls(sample)
             return urls
 
-        # 1. attempt (policy)
-        k_att = step_key(sample.sample_id, "attempt", cfg.policy.fingerprint())
-        try:
-            att = await self._call(sample, "attempt", "policy", k_att, lambda: attempt_messages(sample.question, image_urls()))
-        except StepFailed as exc:
-            exc.key = k_att
-            raise
-        done.append("attempt")
-        used(att)
+        # 1. attempt (policy), or the attempt of released SFT data
+        if sample.given_attempt:
+            k_att = step_key(sample.sample_id, "attempt", {"given": True}, prompts=())
+            att = {"content": sample.given_attempt, "finish_reason": "stop"}
+        else:
+            k_att = step_key(sample.sample_id, "attempt", cfg.policy.fingerprint())
+            try:
+                att = await self._call(sample, "attempt", "policy", k_att, lambda: attempt_messages(sample.question, image_urls()))
+            except StepFailed as exc:
+                exc.key = k_att
+                raise
+            done.append("attempt")
+            used(att)
         if att["finish_reason"] == "length":
             return out(DROPPED, "attempt_truncated")
         if att["finish_reason"] != "stop":
@@ -271,13 +275,15 @@ class Runner:
             )
 
         # Tries 0..json_retries; --retry-failed grants a fresh budget after the stored tries.
-        limit = cfg.json_retries + 1
+        limit = cfg.json_retries + 1 if not sample.given_reflection else 0
         if cfg.retry_failed and self.failures.get(k_ref0) is not None:
             stored = 0
             while k_ref_at(stored) in self.store:
                 stored += 1
             limit = max(limit, stored + cfg.json_retries + 1)
-        reflection: str | None = None
+        reflection: str | None = sample.given_reflection or None
+        if reflection is not None:
+            k_ref0 = step_key(sample.sample_id, "reflection", {"given": True}, upstream=k_att, prompts=())
         k_ref = k_ref0
         try_index, last_reason = 0, ""
         prev_rec: dict[str, Any] | None = None
@@ -309,7 +315,8 @@ class Runner:
                 last_reason = f"finish_{rec['finish_reason']}"
             prev_rec = rec
             try_index += 1
-        done.append("reflection")
+        if not sample.given_reflection:
+            done.append("reflection")
 
         # 4. revised attempt (policy or teacher)
         role = cfg.revise_with

@@ -147,3 +147,46 @@ def test_a_missing_release_image_is_a_bad_row_by_id(tmp_path: Path) -> None:
     (tmp_path / "chartqa/train/png/1.png").unlink()
     items = list(iter_samples(path, input_format="llava_cot"))
     assert isinstance(items[1], BadRow) and (items[1].reason, items[1].source_id) == ("missing_image", "chartqa_1")
+
+
+def srpo_sft_release(root: Path, n: int, with_second_think: int = 0) -> Path:
+    """The authors' released SFT data as LLaMA-Factory sharegpt; targets without the second <think>."""
+    recs = []
+    for i in range(n):
+        rel = f"images/{i}.png"
+        _img(root / rel, i)
+        t2 = "<think>Checked again.</think> " if i < with_second_think else ""
+        target = (f"<think>Reading figure {i}.</think> <answer>\\boxed{{{_gt(i + 1)}}}</answer> "
+                  f"<reflection>I misread the scale; the second bar is taller.</reflection> {t2}<answer>\\boxed{{{_gt(i)}}}</answer>")
+        recs.append({"messages": [{"role": "user", "content": f"<image>[q:r{i}] What does figure {i} show?"},
+                                  {"role": "assistant", "content": target}], "images": [rel]})
+    (root / "srpo_sft.json").write_text(json.dumps(recs))
+    return root / "srpo_sft.json"
+
+
+def test_srpo_sft_importer_says_what_it_lacks(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from srpo_data.stage1_sources import inspect_srpo_sft, main
+
+    path = srpo_sft_release(tmp_path, 6, with_second_think=2)
+    assert inspect_srpo_sft(path) == {"records": 6, "five_blocks": 2, "missing_second_think": 4, "unparsable": 0, "bad_layout": 0}
+    assert main(["inspect", str(path)]) == 0
+    assert "4 of 6 targets lack the second <think>" in capsys.readouterr().err
+
+
+def test_srpo_sft_is_completed_with_the_revise_step_only(tmp_path: Path, fake_server) -> None:  # type: ignore[no-untyped-def]
+    import pyarrow.parquet as pq
+
+    from srpo_reward.format import parse_response
+
+    path = srpo_sft_release(tmp_path, 8)
+    srv = fake_server(answers={f"r{i}": _gt(i) for i in range(8)}, revise_right_rate=1.0)
+    summary = build(build_config(path, tmp_path / "out", srv.base_url, input_format="srpo_sft"))
+    assert summary["complete"] and summary["samples_in"] == 8
+    assert summary["attempts"] == 0 and summary["reflections"] == 0 and summary["revisions"] == 8
+    assert summary["this_run"]["teacher"]["requests"] == 0
+    assert summary["this_run"]["policy"]["requests"] == 8
+    assert summary["kept"] > 0
+    for row in pq.read_table(tmp_path / "out" / "sft.parquet").to_pylist():
+        target = row["messages"][-1]["content"]
+        assert parse_response(target).ok and target.count("<think>") == 2
+        assert "I misread the scale" in target
