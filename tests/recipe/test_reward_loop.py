@@ -69,6 +69,9 @@ def build_batch(tiny_qwen_dir) -> tuple[object, list[list[int]], object]:
     return data, responses, tokenizer
 
 
+from recipe.srpo.reward_manager import with_token_counts  # noqa: E402
+
+
 def reward_kwargs(cfg) -> dict:
     return OmegaConf.to_container(cfg.reward.custom_reward_function.reward_kwargs, resolve=True)
 
@@ -91,7 +94,12 @@ def test_scores_from_verls_ray_reward_loop_equal_direct_calls(tiny_qwen_dir):
     assert set(out.meta_info["reward_extra_keys"]) >= {"score", "acc", "acc_first", "fixed", "kept", "broke"}
     for i, ids in enumerate(responses):
         text = tokenizer.decode(ids, skip_special_tokens=True)
-        direct = srpo_reward.compute_score("hiyouga/geometry3k", text, GROUND_TRUTH, {"index": i}, **kwargs)
+        # the recipe's reward manager passes the policy tokenizer's counts of L and L1 (paper eq. 8)
+        info = with_token_counts(tokenizer, {"index": i}, text)
+        direct = srpo_reward.compute_score("hiyouga/geometry3k", text, GROUND_TRUTH, info, **kwargs)
+        if "srpo_token_counts" in info:
+            counts = info["srpo_token_counts"]
+            assert float(out.non_tensor_batch["len_ratio"][i]) == pytest.approx(counts["total"] / counts["first_attempt"])
         # the score sits on the last valid response token, zeros elsewhere
         assert scores[i, len(ids) - 1].item() == pytest.approx(direct["score"])
         assert scores[i].sum().item() == pytest.approx(direct["score"])

@@ -68,16 +68,19 @@ def score_with_manager(manager: Any, tokenizer: Any, prompt_text: str, response:
 def check_scoring(cfg: DictConfig, manager: Any, tokenizer: Any, samples: list[dict], kwargs: dict) -> str:
     import srpo_reward
 
+    from recipe.srpo.reward_manager import SRPORewardManager, with_token_counts
+
     metric = cfg.algorithm.filter_groups.metric if cfg.algorithm.filter_groups.enable else None
+    # The recipe's manager passes the policy tokenizer's token counts; the direct call gets the same.
+    counts = isinstance(manager, SRPORewardManager)
     checked = 0
     for sample in samples[:2]:
         responses = synthetic_responses(sample["ground_truth"])
         scores = {}
         for name, response in responses.items():
             via_verl = score_with_manager(manager, tokenizer, sample["prompt_text"], response, sample)
-            direct = srpo_reward.compute_score(
-                sample["data_source"], response, sample["ground_truth"], dict(sample["extra_info"]), **kwargs
-            )
+            info = with_token_counts(tokenizer, sample["extra_info"], response) if counts else dict(sample["extra_info"])
+            direct = srpo_reward.compute_score(sample["data_source"], response, sample["ground_truth"], info, **kwargs)
             if not math.isclose(via_verl["reward_score"], direct["score"], abs_tol=1e-9):
                 raise ConfigError(
                     f"verl's reward manager scored {via_verl['reward_score']} but compute_score gives {direct['score']} "
@@ -100,7 +103,8 @@ def check_scoring(cfg: DictConfig, manager: Any, tokenizer: Any, samples: list[d
             raise ConfigError("a well-formed fixed response does not outscore a malformed one: check the weights")
         checked += len(responses)
     return (
-        f"{checked} rollouts through {type(manager).__name__} equal direct compute_score; "
+        f"{checked} rollouts through {type(manager).__name__} equal direct compute_score"
+        f"{' with token counts' if counts else ''}; "
         f"filter metric '{metric}' present; fixed > malformed"
     )
 
