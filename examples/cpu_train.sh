@@ -4,7 +4,9 @@
 #   2. CPU_TRAIN=1 bash examples/run_qwen7b_srpo.sh, stage by stage: data (prepare_rl), sft (verl's SFT
 #      trainer, 2 steps), merge (verl.model_merger), grpo (main_srpo: vLLM-CPU rollouts, the SRPO reward
 #      in verl's reward loop, the online filter, FSDP2 updates, weight sync; 2 steps), then grpo again
-#      with one more step, which must resume from the step-2 checkpoint;
+#      with one more step, which must resume from the step-2 checkpoint, then eval (the newest GRPO
+#      checkpoint merged; base, SFT and trained policy generate on the look-alike's test split with
+#      transformers; one report of the three);
 #   3. python -m recipe.srpo.cpu.verify_run: what the run proved (each line PASS or FAIL).
 # GRPO uses the toy reward recipe/srpo/cpu/toy_reward.py (the SRPO reward plus a synthetic accuracy):
 # a random tiny model earns 0 from the SRPO reward everywhere, which leaves nothing to learn and makes
@@ -53,6 +55,10 @@ timed grpo "${WORKSPACE}/logs/grpo.log" env STAGES=grpo bash "${HERE}/${SCRIPT}"
     "trainer.total_training_steps=${GRPO_STEPS}"
 timed grpo_resume "${WORKSPACE}/logs/grpo_resume.log" env STAGES=grpo bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
     "trainer.total_training_steps=$((GRPO_STEPS + 1))"
+# The demo's "benchmark": the look-alike's test split, already in verl parquet with the SRPO prompt.
+mkdir -p "${DATA_DIR}/eval"
+cp "${DATA_DIR}/rl/val.parquet" "${DATA_DIR}/eval/demo_geometry3k.parquet"
+timed eval "${WORKSPACE}/logs/eval.log" env STAGES=eval bash "${HERE}/${SCRIPT}"
 
 say "what this run proved (workspace ${WORKSPACE}):"
 "${PYTHON}" -m recipe.srpo.cpu.verify_run --workspace "${WORKSPACE}"

@@ -5,7 +5,8 @@
 #     entry point) and its patches; nothing of it is active without this variable;
 #   - the cluster shape of one CPU process: 1 node, 1 "GPU" slot, vLLM tensor parallel 1, no Ulysses SP;
 #   - `+cpu=sft` / `+cpu=grpo`: recipe/srpo/config/cpu/{sft,grpo}.yaml, the CPU and tiny-model settings;
-#   - console logging, a checkpoint every step, no periodic validation.
+#   - console logging, a checkpoint every step, no periodic validation;
+#   - eval with transformers' generate (no vLLM engine per model), 32 new tokens (CPU_EVAL_MAX_NEW_TOKENS).
 # MODEL_PATH must be a tiny model (python -m srpo_data.tiny_qwen; examples/cpu_train.sh builds one).
 
 srpo_cpu_train_setup() {
@@ -23,6 +24,8 @@ srpo_cpu_train_setup() {
     LOGPROB_MICRO_BSZ=${CPU_LOGPROB_MICRO_BSZ:-4}
     SAVE_FREQ=${CPU_SAVE_FREQ:-1}
     TEST_FREQ=-1
+    EVAL_BACKEND=hf
+    EVAL_MAX_NEW_TOKENS=${CPU_EVAL_MAX_NEW_TOKENS:-32}
     LOGGER='["console"]'
     if [[ -f ${MODEL_PATH}/config.json ]] && ! "${PYTHON}" - "${MODEL_PATH}" <<'PY'; then
 import json, sys

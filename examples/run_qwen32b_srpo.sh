@@ -38,6 +38,7 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 MASTER_PORT=${MASTER_PORT:-29500}
 
 # --- what to run -------------------------------------------------------------------------------------
+# Stages in order: data, sft, merge, grpo, eval (eval needs converted benchmarks in EVAL_DIR).
 STAGES=${STAGES:-data,sft,merge,grpo}
 DRY_RUN=${DRY_RUN:-0}
 
@@ -83,6 +84,17 @@ LOGPROB_MICRO_BSZ=${LOGPROB_MICRO_BSZ:-4}
 SAVE_FREQ=${SAVE_FREQ:-50}
 TEST_FREQ=${TEST_FREQ:-10}
 LOGGER=${LOGGER:-'["console","wandb"]'}
+
+# --- eval stage (STAGES=...,eval) --------------------------------------------------------------------------
+# Benchmarks converted by srpo_eval.convert (verl parquet, one file per benchmark) in EVAL_DIR; the newest
+# GRPO checkpoint is merged to EVAL_POLICY_PATH, then the base model, the SFT model (when it exists) and the
+# trained policy are evaluated, and EVAL_OUT/report holds the Table-1-style report of all of them.
+EVAL_DIR=${EVAL_DIR:-$DATA_DIR/eval}
+EVAL_OUT=${EVAL_OUT:-$OUTPUT_DIR/eval}
+EVAL_POLICY_PATH=${EVAL_POLICY_PATH:-$OUTPUT_DIR/grpo_merged}
+EVAL_BACKEND=${EVAL_BACKEND:-auto}
+EVAL_MAX_NEW_TOKENS=${EVAL_MAX_NEW_TOKENS:-4096}
+EVAL_GENERATE_ARGS=${EVAL_GENERATE_ARGS:-}
 
 # shellcheck source=examples/srpo_stages.sh
 source "$(dirname "${BASH_SOURCE[0]}")/srpo_stages.sh"

@@ -58,6 +58,18 @@ srpo_latest_sft_step_dir() {
     fi
 }
 
+# The actor folder of the newest GRPO checkpoint (verl writes latest_checkpointed_iteration.txt).
+srpo_latest_grpo_actor_dir() {
+    local grpo_dir="${OUTPUT_DIR}/grpo" tracker="${OUTPUT_DIR}/grpo/latest_checkpointed_iteration.txt"
+    if [[ -f ${tracker} ]]; then
+        echo "${grpo_dir}/global_step_$(cat "${tracker}")/actor"
+    elif [[ ${DRY_RUN} == 1 ]]; then
+        echo "${grpo_dir}/global_step_LATEST/actor"
+    else
+        srpo_die "no GRPO checkpoint in ${grpo_dir} (missing ${tracker}): run the grpo stage first (it saves every SAVE_FREQ steps and at the end)"
+    fi
+}
+
 # srpo_is_model DIR: true if DIR is a Hugging Face model folder (has config.json).
 srpo_is_model() { [[ -f $1/config.json ]]; }
 
@@ -154,6 +166,42 @@ srpo_stage_grpo() {
         ::real:: "${PYTHON}" -m recipe.srpo.main_srpo "${args[@]}"
 }
 
+# eval: merge the newest GRPO checkpoint, generate on every benchmark parquet of EVAL_DIR with the base
+# model, the SFT model (when it exists) and the trained policy, then one report of all of them.
+srpo_stage_eval() {
+    local files=() f
+    for f in "${EVAL_DIR}"/*.parquet; do [[ -f ${f} ]] && files+=("${f}"); done
+    if [[ ${#files[@]} -eq 0 ]]; then
+        srpo_die "eval: no benchmark parquet in EVAL_DIR=${EVAL_DIR} (convert the benchmarks with python -m srpo_eval.convert)"
+    fi
+    local actor_dir
+    actor_dir=$(srpo_latest_grpo_actor_dir)
+    local merge=(merge --backend fsdp --local_dir "${actor_dir}" --target_dir "${EVAL_POLICY_PATH}")
+    srpo_exec merge -- "${merge[@]}" ::real:: "${PYTHON}" -m verl.model_merger "${merge[@]}"
+    local names=(base) models=("${MODEL_PATH}")
+    if srpo_is_model "${POLICY_PATH}" || srpo_stage_on merge; then
+        names+=(sft)
+        models+=("${POLICY_PATH}")
+    fi
+    names+=("${EXPERIMENT}")
+    models+=("${EVAL_POLICY_PATH}")
+    local rollouts=() i
+    for i in "${!names[@]}"; do
+        rollouts+=("${EVAL_OUT}/rollouts-${names[$i]}.jsonl")
+        for f in "${files[@]}"; do
+            # shellcheck disable=SC2206  # EVAL_GENERATE_ARGS is a user-given, space-separated argument string
+            local gen=(--model "${models[$i]}" --data "${f}" --out "${EVAL_OUT}/rollouts-${names[$i]}.jsonl"
+                --backend "${EVAL_BACKEND}" --max-new-tokens "${EVAL_MAX_NEW_TOKENS}" ${EVAL_GENERATE_ARGS})
+            srpo_exec eval --module srpo_eval.generate --may-not-exist "${EVAL_POLICY_PATH}" \
+                --may-not-exist "${POLICY_PATH}" -- "${gen[@]}" \
+                ::real:: "${PYTHON}" -m srpo_eval.generate "${gen[@]}"
+        done
+    done
+    local report=("${rollouts[@]}" --data "${files[@]}" --names "${names[@]}" --out "${EVAL_OUT}/report")
+    srpo_exec eval --module srpo_eval.report -- "${report[@]}" \
+        ::real:: "${PYTHON}" -m srpo_eval.report "${report[@]}"
+}
+
 srpo_main() {
     if [[ -n ${SFT_MICRO_BSZ:-} ]]; then
         srpo_die "SFT_MICRO_BSZ=${SFT_MICRO_BSZ} would have no effect: verl's SFT trainer batches by tokens (data.use_dynamic_bsz=true) and ignores micro_batch_size_per_gpu. Unset it and set SFT_MAX_TOKENS_PER_GPU (data.max_token_len_per_gpu) instead"
@@ -168,11 +216,11 @@ srpo_main() {
     local stage ran=0
     for stage in ${STAGES//,/ }; do
         case ${stage} in
-            data | sft | merge | grpo) ;;
-            *) srpo_die "unknown stage '${stage}' in STAGES=${STAGES}; use a comma-separated subset of data,sft,merge,grpo" ;;
+            data | sft | merge | grpo | eval) ;;
+            *) srpo_die "unknown stage '${stage}' in STAGES=${STAGES}; use a comma-separated subset of data,sft,merge,grpo,eval" ;;
         esac
     done
-    for stage in data sft merge grpo; do
+    for stage in data sft merge grpo eval; do
         if srpo_stage_on "${stage}"; then
             srpo_log "stage ${stage}$([[ ${DRY_RUN} == 1 ]] && echo ' (dry run)')"
             "srpo_stage_${stage}"

@@ -31,6 +31,7 @@ CLAIMS = [
     "vLLM weights equal the actor's after every sync",
     "online filter evicted the groups it should",
     "resume continues at the next step",
+    "eval stage reported base, SFT and trained policy",
 ]
 
 
@@ -82,7 +83,9 @@ def test_cpu_train_outcomes_from_the_raw_logs(cpu_train_run):
     sft = parse_step_lines((ws / "logs/sft.log").read_text())
     assert sorted(sft) == [1, 2]
     seconds = dict(line.split() for line in (ws / "logs/stage_seconds.txt").read_text().splitlines())
-    assert set(seconds) == {"workspace", "data", "sft", "merge", "grpo", "grpo_resume"}
+    assert set(seconds) == {"workspace", "data", "sft", "merge", "grpo", "grpo_resume", "eval"}
+    report = (ws / "outputs/eval/report/report.md").read_text()
+    assert "| run |" in report and "srpo_qwen25vl_7b" in report  # Table 1 rows: base, sft, the trained policy
 
 
 @pytest.mark.slow

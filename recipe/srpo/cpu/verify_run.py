@@ -315,7 +315,21 @@ def verify(workspace: Path, group_size: int = 4, min_steps: int = 2) -> list[Che
     ok = bool(first_steps) and bool(resume) and min(resume) == max(first_steps) + 1
     checks.append(Check("resume continues at the next step", ok,
                         f"first run steps {first_steps}, resumed run steps {sorted(resume)}"))
+    checks.append(eval_check(out / "eval/report/summary.json", out / "grpo_merged"))
     return checks
+
+
+def eval_check(summary_path: Path, merged: Path) -> Check:
+    """The eval stage merged the newest GRPO checkpoint and reported base, SFT and policy on every question."""
+    name = "eval stage reported base, SFT and trained policy"
+    if not summary_path.is_file() or not (merged / "config.json").is_file():
+        return Check(name, False, f"missing {summary_path if not summary_path.is_file() else merged / 'config.json'}")
+    runs = json.loads(summary_path.read_text(encoding="utf-8"))["runs"]
+    rows = {run["run"]: run["overall"] for run in runs}
+    complete = {n: o["questions_answered"] == o["questions"] > 0 for n, o in rows.items()}
+    ok = len(rows) == 3 and list(rows)[:2] == ["base", "sft"] and all(complete.values())
+    detail = ", ".join(f"{n}: {o['questions_answered']}/{o['questions']} questions answered" for n, o in rows.items())
+    return Check(name, ok, f"{detail}; policy merged to {merged}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,14 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check one stage of the SRPO recipe on a CPU machine, with the real run's arguments "
         "(given after '--').",
     )
-    parser.add_argument("stage", choices=["data", "sft", "merge", "grpo"])
+    parser.add_argument("stage", choices=["data", "sft", "merge", "grpo", "eval"])
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of each data file to load (default 3)")
     parser.add_argument(
         "--stand-in-model",
         default=None,
         help="grpo: a model folder with the same tokenizer/processor, used if the policy path does not exist yet",
     )
-    parser.add_argument("--module", default=None, help="data: the preprocessor module the real run calls")
+    parser.add_argument("--module", default=None, help="data, eval: the python module the real run calls")
     parser.add_argument(
         "--may-not-exist", action="append", default=[], help="data: an input an earlier step of the stage writes"
     )
@@ -53,8 +53,8 @@ def run(argv: Sequence[str] | None = None, out: Any = None) -> int:
         elif ns.stage == "merge":
             dry_run_merge(rest, report=report)
         else:
-            if not ns.module:
-                raise DryRunFailure("arguments", "the data stage needs --module")
+            if not ns.module:  # data and eval: a python module the real run calls, checked the same way
+                raise DryRunFailure("arguments", f"the {ns.stage} stage needs --module")
             dry_run_data(ns.module, rest, may_not_exist=ns.may_not_exist, report=report)
     except DryRunFailure as exc:
         report.fail(exc.check, exc.message)

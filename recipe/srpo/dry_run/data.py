@@ -41,7 +41,7 @@ def dry_run_data(
                 raise ConfigError(f"{module} rejects its configuration: {type(exc).__name__}: {detail}") from exc
         report.ok(f"{name} arguments", "accepted by its own parser")
     with step(f"{name} inputs"):
-        inputs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--input", "--config", "--model")]
+        inputs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--input", "--config", "--model", "--data")]
         later = {os.path.abspath(os.path.expanduser(p)) for p in may_not_exist}
         missing = [
             p for p in inputs

@@ -39,17 +39,17 @@ def dry_run_merge(argv: Sequence[str], report: Reporter | None = None) -> int:
         if merge_cfg.operation != "merge" or merge_cfg.backend != "fsdp":
             raise ConfigError("the recipe merges FSDP checkpoints: use 'merge --backend fsdp'")
         if not merge_cfg.local_dir or not merge_cfg.target_dir:
-            raise ConfigError("both --local_dir (the SFT checkpoint step folder) and --target_dir are required")
+            raise ConfigError("both --local_dir (the checkpoint step folder) and --target_dir are required")
         report.ok("model_merger arguments", f"{merge_cfg.local_dir} -> {merge_cfg.target_dir}")
-    with step("SFT checkpoint"):
+    with step("checkpoint"):
         local = Path(merge_cfg.local_dir)
         if local.is_dir():
             missing = [name for name in ("fsdp_config.json", "huggingface") if not (local / name).exists()]
             if missing:
                 raise ConfigError(f"{local} lacks {missing}: not an FSDP checkpoint written by verl's SFT trainer")
-            report.ok("SFT checkpoint", f"{local} has the files the merger reads")
+            report.ok("checkpoint", f"{local} has the files the merger reads")
         else:
-            report.note("SFT checkpoint", f"{local} does not exist yet (the SFT stage writes it)")
+            report.note("checkpoint", f"{local} does not exist yet (an earlier stage, sft or grpo, writes it)")
     return report.passed
 
 
