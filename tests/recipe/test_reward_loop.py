@@ -69,7 +69,7 @@ def build_batch(tiny_qwen_dir) -> tuple[object, list[list[int]], object]:
     return data, responses, tokenizer
 
 
-from recipe.srpo.reward_manager import with_token_counts  # noqa: E402
+from recipe.srpo.reward_manager import VALID_TOKENS_KEY, with_token_counts  # noqa: E402
 
 
 def reward_kwargs(cfg) -> dict:
@@ -95,7 +95,7 @@ def test_scores_from_verls_ray_reward_loop_equal_direct_calls(tiny_qwen_dir):
     for i, ids in enumerate(responses):
         text = tokenizer.decode(ids, skip_special_tokens=True)
         # the recipe's reward manager passes the policy tokenizer's counts of L and L1 (paper eq. 8)
-        info = with_token_counts(tokenizer, {"index": i}, text)
+        info = with_token_counts(tokenizer, {"index": i, VALID_TOKENS_KEY: len(ids)}, text)
         direct = srpo_reward.compute_score("hiyouga/geometry3k", text, GROUND_TRUTH, info, **kwargs)
         if "srpo_token_counts" in info:
             counts = info["srpo_token_counts"]

@@ -37,6 +37,14 @@ def test_token_counts_use_the_tokenizer(tokenizer):
     assert token_counts(tokenizer, "no format") is None
 
 
+def test_valid_length_given_by_the_manager_is_l(tokenizer):
+    from recipe.srpo.reward_manager import VALID_TOKENS_KEY
+
+    info = with_token_counts(tokenizer, {"index": 1, VALID_TOKENS_KEY: 999}, WELL_FORMED)
+    assert info[TOKEN_COUNTS_KEY]["total"] == 999 and VALID_TOKENS_KEY not in info
+    assert info[TOKEN_COUNTS_KEY]["first_attempt"] == token_counts(tokenizer, WELL_FORMED)["first_attempt"]
+
+
 def test_with_token_counts_copies_the_shared_dict(tokenizer):
     shared = {"index": 3, TOKEN_COUNTS_KEY: {"total": 1, "first_attempt": 1}}  # a stale count of another rollout
     info = with_token_counts(tokenizer, shared, WELL_FORMED)
@@ -74,7 +82,7 @@ def test_recipe_config_loads_the_manager_and_the_length_term_is_in_tokens(tiny_q
         return await manager.run_single(data)
 
     out = asyncio.run(score())
-    counts = token_counts(tokenizer, WELL_FORMED)
+    counts = token_counts(tokenizer, WELL_FORMED, total=len(ids))  # L: the valid response tokens
     assert out["reward_extra_info"]["len_ratio"] == pytest.approx(counts["total"] / counts["first_attempt"])
     approx = srpo_reward.compute_score("hiyouga/geometry3k", WELL_FORMED, "1", {"index": 0}, **kwargs)
     tokens = srpo_reward.compute_score("hiyouga/geometry3k", WELL_FORMED, "1",

@@ -68,7 +68,7 @@ def score_with_manager(manager: Any, tokenizer: Any, prompt_text: str, response:
 def check_scoring(cfg: DictConfig, manager: Any, tokenizer: Any, samples: list[dict], kwargs: dict) -> str:
     import srpo_reward
 
-    from recipe.srpo.reward_manager import SRPORewardManager, with_token_counts
+    from recipe.srpo.reward_manager import VALID_TOKENS_KEY, SRPORewardManager, with_token_counts
 
     metric = cfg.algorithm.filter_groups.metric if cfg.algorithm.filter_groups.enable else None
     # The recipe's manager passes the policy tokenizer's token counts; the direct call gets the same.
@@ -79,7 +79,11 @@ def check_scoring(cfg: DictConfig, manager: Any, tokenizer: Any, samples: list[d
         scores = {}
         for name, response in responses.items():
             via_verl = score_with_manager(manager, tokenizer, sample["prompt_text"], response, sample)
-            info = with_token_counts(tokenizer, sample["extra_info"], response) if counts else dict(sample["extra_info"])
+            if counts:  # L: the response's tokens as score_with_manager feeds them (eos included)
+                valid = len(tokenizer(response + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"])
+                info = with_token_counts(tokenizer, {**sample["extra_info"], VALID_TOKENS_KEY: valid}, response)
+            else:
+                info = dict(sample["extra_info"])
             direct = srpo_reward.compute_score(sample["data_source"], response, sample["ground_truth"], info, **kwargs)
             if not math.isclose(via_verl["reward_score"], direct["score"], abs_tol=1e-9):
                 raise ConfigError(
