@@ -43,6 +43,8 @@ from typing import Any, Sequence
 #: Seconds a caller waits beyond ``timeout`` for a free worker (the pool may be busy
 #: with other threads' tasks, or starting a replacement worker after a kill).
 QUEUE_ALLOWANCE_S = 60.0
+#: Longest wait for a free worker once the pool is warm (on top of the grading budget).
+QUEUE_WAIT_S = 30.0
 #: Worker processes for math-verify; override with ``SRPO_GRADER_WORKERS``.
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
@@ -661,12 +663,16 @@ def _run_math_verify(tasks: Sequence[tuple[str, str]], deadline: float) -> list[
         results: list[tuple[str, bool]] = []
         failure = ""
         pool = _get_pool()
-        if not pool.warm:  # the process's first grades wait for the workers to start
-            deadline += QUEUE_ALLOWANCE_S
+        # The budget is for grading: waiting for a free worker (other samples' turns, in verl's
+        # executor threads) is bounded separately, so that concurrency never turns a right
+        # answer into a timeout.  The process's first grades also wait for the workers to start.
+        budget = max(0.0, deadline - time.monotonic())
+        wait = QUEUE_WAIT_S if pool.warm else QUEUE_ALLOWANCE_S
         try:
-            worker = pool.acquire(target, deadline)
+            worker = pool.acquire(target, time.monotonic() + budget + wait)
         except Exception:
             worker, failure = None, "error"
+        deadline = time.monotonic() + budget
         if worker is None:
             failure = failure or "timeout"
         else:

@@ -106,3 +106,23 @@ def test_cache_never_keeps_a_timeout(slow_worker):
     grade_answer("x^3", "x^2", timeout=0.3)
     assert all(v[0] in ("ok", "gold_unparsable") for v in verdict_cache.data.values())
     assert len(verdict_cache.data) == 0
+
+
+def test_waiting_for_a_busy_worker_does_not_spend_the_budget(monkeypatch):
+    # verl's reward loop scores many samples at once from executor threads: with one worker,
+    # four samples that each need 0.3 s of grading queue for up to 0.9 s.  The 0.5 s budget is
+    # for grading, so every one gets its verdict instead of a timeout.
+    import concurrent.futures
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setattr(grading, "WORKER_TARGET", "_slow_grader:steady_grade")
+    monkeypatch.setenv("SRPO_GRADER_WORKERS", "1")
+    grading.shutdown_pool()
+    verdict_cache.clear()
+    try:
+        grade_answer("x^9", "x^8", timeout=5)  # the worker is up and warm
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            grades = list(ex.map(lambda i: grade_answer(f"x^{i}", "y", timeout=0.5), range(4)))
+        assert [g.status for g in grades] == ["ok"] * 4 and all(g.correct for g in grades)
+    finally:
+        grading.shutdown_pool()
