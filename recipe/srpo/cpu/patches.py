@@ -83,12 +83,12 @@ def select_fsdp_engine(environ: dict[str, str] | None = None) -> bool:
 
 
 def set_vllm_cpu_env(environ: dict[str, str] | None = None) -> bool:
-    """Put vLLM-CPU's settings (:data:`recipe.srpo.cpu.platform.VLLM_CPU_DEFAULTS`) into the environment.
+    """Put vLLM-CPU's settings (:data:`recipe.srpo.cpu.vllm_env.VLLM_CPU_DEFAULTS`) into the environment.
 
     Processes started later (Ray workers, vLLM's engine core) inherit them; values the
     user set are kept.
     """
-    from recipe.srpo.cpu.platform import vllm_cpu_env
+    from recipe.srpo.cpu.vllm_env import vllm_cpu_env
 
     environ = os.environ if environ is None else environ
     changed = False

@@ -19,33 +19,16 @@ process on the host CPU:
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Any
 
 from verl.plugin.platform import PlatformBase, PlatformRegistry
 
 from recipe.srpo.cpu.device import CPU_DEVICE_MODULE
+from recipe.srpo.cpu.vllm_env import vllm_cpu_env
 
 #: The name selected with ``VERL_PLATFORM=cpu``.
 PLATFORM_NAME = "cpu"
-
-#: vLLM-CPU's settings for a small shared machine, each overridable from the environment:
-#: a 1 GiB KV cache, no OpenMP thread pinning (pinning to cores that other workers use stalls),
-#: one OpenMP thread per process (2 cores are shared by trainer, rollout and reward).
-VLLM_CPU_DEFAULTS: dict[str, str] = {
-    "VLLM_TARGET_DEVICE": "cpu",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-    "OMP_NUM_THREADS": "1",
-}
-
-
-def vllm_cpu_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """vLLM-CPU's environment: :data:`VLLM_CPU_DEFAULTS` with the caller's values winning."""
-    environ = os.environ if environ is None else environ
-    return {key: environ.get(key, default) for key, default in VLLM_CPU_DEFAULTS.items()}
-
 
 @PlatformRegistry.register(platform=PLATFORM_NAME)
 class PlatformCPU(PlatformBase):
