@@ -212,6 +212,21 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
 
+SHARD = "model_world_size_1_rank_0.pt"
+
+
+def step_checkpoints(folder: Path, shard: str = SHARD) -> dict[int, Path]:
+    """``{step: model shard}`` of verl's ``global_step_<n>/`` checkpoints under ``folder``.
+
+    ``shard`` is the shard's path inside a step folder (GRPO's sits in ``actor/``).
+    """
+    found = {}
+    for path in folder.glob(f"global_step_*/{shard}"):
+        step_dir = path.relative_to(folder).parts[0]
+        found[int(step_dir.rsplit("_", 1)[-1])] = path
+    return dict(sorted(found.items()))
+
+
 def first_run_syncs(folder: Path) -> list[Path]:
     """The first GRPO run's vLLM weight dumps, in sync order (``sync-<pid>-<n>``: the oldest pid's)."""
     dumps = sorted(folder.glob("sync-*-*.safetensors"), key=lambda p: p.stat().st_mtime)
@@ -228,11 +243,12 @@ def sync_check(sync_dir: Path, grpo_dir: Path) -> Check:
     """
     name = "vLLM weights equal the actor's after every sync"
     dumps = first_run_syncs(sync_dir)
+    ckpts = step_checkpoints(grpo_dir, f"actor/{SHARD}")
     compared_steps, problems = [], []
     for dump in dumps[1:]:
         step = int(dump.stem.split("-")[2])
-        ckpt = grpo_dir / f"global_step_{step}" / "actor/model_world_size_1_rank_0.pt"
-        if not ckpt.is_file():
+        ckpt = ckpts.get(step)
+        if ckpt is None:
             problems.append(f"no checkpoint for step {step}")
             continue
         equal, compared, bad = compare_vllm_to_actor(load_state_dict(dump), load_state_dict(ckpt))
@@ -266,12 +282,12 @@ def verify(workspace: Path, group_size: int = 4, min_steps: int = 2) -> list[Che
         checks.append(Check("merged SFT model loads", False, f"{merged}: {exc}"))
     # The SFT checkpoint keeps the trained fp32 weights (the merged model is saved in bf16, whose
     # rounding alone would change tensors): compare it with the base model.
-    sft_ckpts = sorted((out / "sft").glob("global_step_*/model_world_size_1_rank_0.pt"),
-                       key=lambda p: int(p.parent.name.split("_")[-1]))
+    sft_ckpts = step_checkpoints(out / "sft")
     base = ws / "tiny-qwen/model.safetensors"
     if sft_ckpts and base.is_file():
-        checks.append(_changes_check(f"sft trained language, froze vision (base -> {sft_ckpts[-1].parent.name})",
-                                     load_state_dict(base), load_state_dict(sft_ckpts[-1])))
+        last = max(sft_ckpts)
+        checks.append(_changes_check(f"sft trained language, froze vision (base -> global_step_{last})",
+                                     load_state_dict(base), load_state_dict(sft_ckpts[last])))
     else:
         checks.append(Check("sft trained language, froze vision", False,
                             f"base weights {'found' if base.is_file() else 'missing'}, {len(sft_ckpts)} SFT checkpoints"))
@@ -290,11 +306,11 @@ def verify(workspace: Path, group_size: int = 4, min_steps: int = 2) -> list[Che
     checks.append(Check("training/srpo/* logged every step", bool(steps) and not any(missing.values()),
                         f"{len(want)} keys per step; missing: {({s: v for s, v in missing.items() if v}) or 'none'}"))
 
-    ckpts = sorted((out / "grpo").glob("global_step_*/actor/model_world_size_1_rank_0.pt"),
-                   key=lambda p: int(p.parts[-3].split("_")[-1]))
+    ckpts = step_checkpoints(out / "grpo", f"actor/{SHARD}")
     if len(ckpts) >= 2:
-        checks.append(_changes_check(f"grpo trained language, froze vision ({ckpts[-2].parts[-3]} -> {ckpts[-1].parts[-3]})",
-                                     load_state_dict(ckpts[-2]), load_state_dict(ckpts[-1])))
+        before, after = list(ckpts)[-2:]
+        checks.append(_changes_check(f"grpo trained language, froze vision (global_step_{before} -> global_step_{after})",
+                                     load_state_dict(ckpts[before]), load_state_dict(ckpts[after])))
     else:
         checks.append(Check("grpo trained language, froze vision", False, f"need 2 checkpoints, found {len(ckpts)}"))
 
