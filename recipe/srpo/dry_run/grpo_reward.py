@@ -43,6 +43,11 @@ def synthetic_responses(ground_truth: str) -> dict[str, str]:
     return {"fixed": fixed, "malformed": malformed}
 
 
+def rollout_ids(tokenizer: Any, response: str) -> list[int]:
+    """A synthetic rollout's response tokens as the policy would end them (with its eos token)."""
+    return tokenizer(response + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
+
+
 def score_with_manager(manager: Any, tokenizer: Any, prompt_text: str, response: str, sample: dict) -> dict:
     """One response through verl's reward manager, as its reward loop calls it (a one-row DataProto)."""
     import numpy as np
@@ -50,8 +55,7 @@ def score_with_manager(manager: Any, tokenizer: Any, prompt_text: str, response:
     from verl import DataProto
 
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    eos = tokenizer.eos_token or ""
-    response_ids = tokenizer(response + eos, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    response_ids = torch.tensor([rollout_ids(tokenizer, response)])
     attention = torch.ones(1, prompt_ids.shape[1] + response_ids.shape[1], dtype=torch.long)
     data = DataProto.from_dict(
         tensors={"prompts": prompt_ids, "responses": response_ids, "attention_mask": attention},
@@ -79,8 +83,8 @@ def check_scoring(cfg: DictConfig, manager: Any, tokenizer: Any, samples: list[d
         scores = {}
         for name, response in responses.items():
             via_verl = score_with_manager(manager, tokenizer, sample["prompt_text"], response, sample)
-            if counts:  # L: the response's tokens as score_with_manager feeds them (eos included)
-                valid = len(tokenizer(response + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"])
+            if counts:  # L: the response's tokens as score_with_manager feeds them
+                valid = len(rollout_ids(tokenizer, response))
                 info = with_token_counts(tokenizer, {**sample["extra_info"], VALID_TOKENS_KEY: valid}, response)
             else:
                 info = dict(sample["extra_info"])
