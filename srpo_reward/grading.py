@@ -450,19 +450,30 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
-            text=True,
-            bufsize=1,
         )
         self.ready = False
+        self._buf = b""  # bytes read from the worker's stdout, not yet a whole line
 
     def _readline(self, deadline: float) -> str | None:
-        """One line from the worker, ``""`` if it died, or None when the deadline passes."""
-        fd = self.proc.stdout
+        """One line from the worker, ``""`` if it died, or None when the deadline passes.
+
+        Reads the pipe's file descriptor itself: a buffered reader may already hold the
+        next line when ``select`` reports the pipe empty (two results written at once),
+        which would wait for a line that has already arrived."""
+        fd = self.proc.stdout.fileno()  # never read through self.proc.stdout's buffer
         while True:
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                line, self._buf = self._buf[: end + 1], self._buf[end + 1 :]
+                return line.decode("utf-8", "replace")
             left = deadline - time.monotonic()
             readable, _, _ = select.select([fd], [], [], max(0.0, left))
             if readable:
-                return fd.readline()  # "" when the worker died
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return ""  # the worker died
+                self._buf += chunk
+                continue
             if left <= 0:
                 return None
 
@@ -478,7 +489,7 @@ class _Worker:
     def grade_many(self, tasks: Sequence[tuple[str, str]], deadline: float, results: list) -> None:
         """Grade ``(gold, pred)`` pairs in one round trip; appends ``(status, correct)`` to
         ``results`` as they arrive.  Raises ``TimeoutError`` at ``deadline``."""
-        self.proc.stdin.write(json.dumps({"tasks": [list(t) for t in tasks]}) + "\n")
+        self.proc.stdin.write((json.dumps({"tasks": [list(t) for t in tasks]}) + "\n").encode())
         self.proc.stdin.flush()
         for _ in tasks:
             line = self._readline(deadline)

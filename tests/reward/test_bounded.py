@@ -108,6 +108,23 @@ def test_cache_never_keeps_a_timeout(slow_worker):
     assert len(verdict_cache.data) == 0
 
 
+def test_verdicts_written_together_are_all_read(monkeypatch):
+    # A worker writes each verdict as soon as it has it; fast verdicts reach the pipe
+    # together.  The parent must take every line it has already read, not wait on the
+    # (now empty) pipe for one that arrived: that turned right answers into timeouts.
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setattr(grading, "WORKER_TARGET", "_slow_grader:instant_grade")
+    grading.shutdown_pool()
+    verdict_cache.clear()
+    try:
+        preds = [f"x^{{{i}}}" for i in range(40)]
+        grades = grade_answers(preds, "x^{7}", timeout=10)
+        assert [g.status for g in grades] == ["ok"] * 40
+        assert [i for i, g in enumerate(grades) if g.correct] == [7]
+    finally:
+        grading.shutdown_pool()
+
+
 def test_waiting_for_a_busy_worker_does_not_spend_the_budget(monkeypatch):
     # verl's reward loop scores many samples at once from executor threads: with one worker,
     # four samples that each need 0.3 s of grading queue for up to 0.9 s.  The 0.5 s budget is
