@@ -39,6 +39,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from . import numeric
+
 
 #: Seconds a caller waits beyond ``timeout`` for a free worker (the pool may be busy
 #: with other threads' tasks, or starting a replacement worker after a kill).
@@ -55,7 +57,7 @@ class Grade:
     #: ``ok``, ``no_answer``, ``gold_unparsable``, ``timeout``, ``error`` or ``refused``
     #: (the guard kept a pathological answer from math-verify).
     status: str
-    #: ``choice``, ``number``, ``text``, ``math_verify``, ``guard`` or ``none``.
+    #: ``choice``, ``number``, ``text``, ``numeric``, ``math_verify``, ``guard`` or ``none``.
     method: str = "none"
 
 
@@ -768,6 +770,11 @@ def _fast(pred: str, boxes: list[str], gold: str, letters: str, options, answer_
         # Words ("east", "isosceles triangle"): math-verify would read them as products of
         # symbols, and "seat" would then equal "east".  Compare the words instead.
         return Grade(gold_norm.casefold() == normalize_text(single).casefold(), "ok", "text")
+    # Closed-form numbers, tuples and intervals (fractions, roots, pi): their values settle
+    # it where math-verify cannot disagree; anything else, or a near value, goes to it.
+    verdict = numeric.compare(gold_norm, normalize_text(single))
+    if verdict is not None:
+        return Grade(verdict, "ok", "numeric")
     return None
 
 

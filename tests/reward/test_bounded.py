@@ -89,21 +89,21 @@ def slow_worker(monkeypatch):
 
 
 def test_both_answers_share_one_budget_and_both_time_out(slow_worker):
-    grades = grade_answers(["x^3", "x^4"], "x^2", timeout=0.5)
+    grades = grade_answers(["\\sin^3 x", "\\sin^4 x"], "\\sin^2 x", timeout=0.5)
     assert [g.status for g in grades] == ["timeout", "timeout"]
     assert verdict_cache.data == {} or all(v[0] != "timeout" for v in verdict_cache.data.values())
 
 
 def test_verdicts_are_remembered_within_a_group():
     verdict_cache.clear()
-    group = ["\\boxed{(x+1)^2}", "\\boxed{x^2+2x+1}", "\\boxed{(x+1)^2}", "\\boxed{(x+1)^2}"]
-    grades = [grade_answer(p, "x^2+2x+1", timeout=30) for p in group]
+    group = ["\\boxed{\\{2, 1\\}}", "\\boxed{\\{1,2\\}}", "\\boxed{\\{2, 1\\}}", "\\boxed{\\{2, 1\\}}"]
+    grades = [grade_answer(p, "\\{1, 2\\}", timeout=30) for p in group]
     assert all(g.correct for g in grades)
     assert verdict_cache.misses == 2 and verdict_cache.hits == 2
 
 
 def test_cache_never_keeps_a_timeout(slow_worker):
-    grade_answer("x^3", "x^2", timeout=0.3)
+    grade_answer("\\sin^3 x", "\\sin^2 x", timeout=0.3)
     assert all(v[0] in ("ok", "gold_unparsable") for v in verdict_cache.data.values())
     assert len(verdict_cache.data) == 0
 
@@ -117,8 +117,8 @@ def test_verdicts_written_together_are_all_read(monkeypatch):
     grading.shutdown_pool()
     verdict_cache.clear()
     try:
-        preds = [f"x^{{{i}}}" for i in range(40)]
-        grades = grade_answers(preds, "x^{7}", timeout=10)
+        preds = [f"\\sin^{{{i}}} x" for i in range(40)]  # math-verify's, not a fast path's
+        grades = grade_answers(preds, "\\sin^{7} x", timeout=10)
         assert [g.status for g in grades] == ["ok"] * 40
         assert [i for i, g in enumerate(grades) if g.correct] == [7]
     finally:
@@ -137,9 +137,9 @@ def test_waiting_for_a_busy_worker_does_not_spend_the_budget(monkeypatch):
     grading.shutdown_pool()
     verdict_cache.clear()
     try:
-        grade_answer("x^9", "x^8", timeout=5)  # the worker is up and warm
+        grade_answer("\\sin^9 x", "\\sin^8 x", timeout=5)  # the worker is up and warm
         with concurrent.futures.ThreadPoolExecutor(4) as ex:
-            grades = list(ex.map(lambda i: grade_answer(f"x^{i}", "y", timeout=0.5), range(4)))
+            grades = list(ex.map(lambda i: grade_answer(f"\\sin^{i} x", "y", timeout=0.5), range(4)))
         assert [g.status for g in grades] == ["ok"] * 4 and all(g.correct for g in grades)
     finally:
         grading.shutdown_pool()

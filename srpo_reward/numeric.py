@@ -1,0 +1,322 @@
+"""Exact values of closed-form numeric answers (``\\frac{5}{\\sqrt{2}}``, ``2\\sqrt{3}``,
+``\\pi/6``, ``(2, -3)``, ``[-1, 3)``), for a fast path that decides before math-verify.
+
+math-verify parses every answer with an ANTLR LaTeX grammar whose prediction costs a few
+milliseconds per answer even when warm; most RL ground truths are numbers written with
+fractions, roots and pi, which a small recursive-descent reader evaluates in microseconds.
+It reads only that subset: digits, decimals, ``\\frac``/``\\dfrac``/``\\tfrac``, ``\\sqrt``
+(also ``\\sqrt[n]{}``), ``\\pi``, ``+ - * /``, ``\\cdot``, ``\\times``, ``\\div``, ``^`` with a
+small exponent, parentheses and braces, implicit products (``2\\sqrt{3}``, ``4\\pi``).  Any
+other token (a variable, ``e``, ``i``, a unit, ``\\circ``, a comma outside a tuple) makes it
+return None, and math-verify decides.  Nothing is evaluated with ``eval``.
+
+:func:`compare` decides only where math-verify cannot disagree: equal when the values agree
+to 1e-9 (relative), different when they differ by more than 1e-3 of the larger magnitude (and
+of 1: math-verify rounds decimals to 6 places), and None in between.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+#: Largest exponent evaluated (beyond it, math-verify decides).
+MAX_EXPONENT = 64
+#: Longest answer read (characters).
+MAX_CHARS = 200
+
+_TOKEN_RE = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d+)?|\.\d+)|(?P<cmd>\\[A-Za-z]+)|(?P<var>[a-z])|(?P<op>[-+*/^(){}\[\],=−]))"
+)
+#: Letters read as variables (``e`` and ``i`` are constants to math-verify).
+VARIABLES = frozenset("abcdfghjklmnopqrstuvwxyz")
+#: Largest exponent of a variable expression (evaluated exactly, with fractions).
+MAX_POLY_EXPONENT = 16
+#: Largest power computed exactly, in bits of its numerator or denominator.
+MAX_BITS = 8192
+#: Exact points at which expressions in variables are compared: two polynomials (or rational
+#: functions) of modest degree that agree at all of them are identical.
+_POINTS = tuple(
+    {v: Fraction(1_000_003 + 7919 * k * (j + 1), 97 + j + 13 * k) for j, v in enumerate(sorted(VARIABLES))}
+    for k in range(3)
+)
+_IGNORED = {"\\left", "\\right", "\\displaystyle"}
+_TIMES = {"\\cdot", "\\times", "*"}
+_FRACS = {"\\frac", "\\dfrac", "\\tfrac"}
+_CMD_RE = re.compile(r"\\[A-Za-z]+")
+_WORD_RE = re.compile(r"[A-Za-z]{3,}")
+_SPACES_RE = re.compile(r"\\[,!;: ]|\\q?quad|~")
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _tokens(s: str) -> list[str]:
+    s = _SPACES_RE.sub(" ", s).strip()
+    out: list[str] = []
+    pos = 0
+    while pos < len(s):
+        m = _TOKEN_RE.match(s, pos)
+        if not m or m.end() == pos:
+            if s[pos:].strip() == "":
+                break
+            raise _Unsupported(s[pos:])
+        pos = m.end()
+        tok = m.group("num") or m.group("cmd") or m.group("var") or m.group("op")
+        if m.group("var") and tok not in VARIABLES:
+            raise _Unsupported(tok)
+        if tok in _IGNORED:
+            continue
+        out.append("-" if tok == "−" else "/" if tok == "\\div" else tok)
+    return out
+
+
+class _Reader:
+    """Floats for constants; with ``env`` (values of the variables) exact fractions, and
+    no pi or roots."""
+
+    def __init__(self, tokens: list[str], env: dict[str, Fraction] | None = None) -> None:
+        self.t = tokens
+        self.i = 0
+        self.env = env
+
+    def peek(self) -> str | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self, expected: str | None = None) -> str:
+        tok = self.peek()
+        if tok is None or (expected is not None and tok != expected):
+            raise _Unsupported(f"expected {expected!r}, got {tok!r}")
+        self.i += 1
+        return tok
+
+    def expr(self) -> float:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            rhs = self.term()
+            value = value + rhs if op == "+" else value - rhs
+        return value
+
+    def term(self) -> float:
+        value = self.unary()
+        divided = False
+        while True:
+            tok = self.peek()
+            if tok in _TIMES:
+                self.take()
+                value *= self.unary()
+            elif tok == "/":
+                self.take()
+                value /= self.unary()
+                divided = True
+            elif tok is not None and (tok in ("(", "{", "\\pi", "\\sqrt") or tok in _FRACS or tok[0].isdigit()
+                                      or tok in VARIABLES):
+                if divided:  # "1/2\sqrt{2}": readers disagree on what is divided
+                    raise _Unsupported("implicit product after a division")
+                value *= self.power()
+            else:
+                return value
+
+    def unary(self) -> float:
+        if self.peek() in ("-", "+"):
+            sign = -1.0 if self.take() == "-" else 1.0
+            return sign * self.unary()
+        return self.power()
+
+    def power(self) -> float:
+        base = self.atom()
+        if self.peek() != "^":
+            return base
+        self.take()
+        exponent = self.group() if self.peek() == "{" else self.atom_single()
+        if self.env is not None:
+            if exponent != int(exponent) or abs(exponent) > MAX_POLY_EXPONENT:
+                raise _Unsupported("exponent")
+            bits = max(base.numerator.bit_length(), base.denominator.bit_length()) * abs(int(exponent))
+            if bits > MAX_BITS:  # ((x^{16})^{16})^{16}: millions of digits
+                raise _Unsupported("too large")
+            return base ** int(exponent)
+        if abs(exponent) > MAX_EXPONENT:
+            raise _Unsupported("exponent")
+        if base < 0 and exponent != int(exponent):
+            raise _Unsupported("complex power")
+        return base**exponent
+
+    def group(self) -> float:
+        self.take("{")
+        value = self.expr()
+        self.take("}")
+        return value
+
+    def atom_single(self) -> float:
+        """A one-token argument (``\\sqrt 3``, ``x^2``): a number, pi or a variable."""
+        tok = self.take()
+        if self.env is not None:
+            if tok in VARIABLES:
+                return self.env[tok]
+            if tok[0].isdigit() or tok[0] == ".":
+                return Fraction(tok)
+            raise _Unsupported(tok)  # pi, roots: not exact
+        if tok == "\\pi":
+            return math.pi
+        if tok[0].isdigit() or tok[0] == ".":
+            return float(tok)
+        raise _Unsupported(tok)
+
+    def atom(self) -> float:
+        tok = self.peek()
+        if tok is None:
+            raise _Unsupported("end")
+        if tok == "(":
+            self.take()
+            value = self.expr()
+            self.take(")")
+            return value
+        if tok == "{":
+            return self.group()
+        if tok in _FRACS:
+            self.take()
+            num = self.group()
+            den = self.group()
+            return num / den
+        if tok == "\\sqrt":
+            if self.env is not None:
+                raise _Unsupported("a root in an expression with variables")
+            self.take()
+            index = 2.0
+            if self.peek() == "[":
+                self.take()
+                index = self.expr()
+                self.take("]")
+                if index != int(index) or not 2 <= index <= MAX_EXPONENT:
+                    raise _Unsupported("root index")
+            radicand = self.group() if self.peek() == "{" else self.atom_single()
+            if radicand < 0:
+                raise _Unsupported("negative radicand")
+            return radicand ** (1.0 / index)
+        return self.atom_single()
+
+
+def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None):
+    reader = _Reader(tokens, env)
+    value = reader.expr()
+    if reader.peek() is not None:
+        raise _Unsupported(reader.peek())
+    if env is None and not math.isfinite(value):
+        raise _Unsupported("not finite")
+    return value
+
+
+@dataclass(frozen=True)
+class Polynomial:
+    """An expression in variables, as its exact values at :data:`_POINTS`."""
+
+    values: tuple[Fraction, ...]
+
+
+def _split_top(tokens: list[str]) -> list[list[str]]:
+    parts: list[list[str]] = [[]]
+    depth = 0
+    for tok in tokens:
+        if tok in ("(", "{", "["):
+            depth += 1
+        elif tok in (")", "}", "]"):
+            depth -= 1
+        if tok == "," and depth == 0:
+            parts.append([])
+        else:
+            parts[-1].append(tok)
+    return parts
+
+
+def value_of(text: str) -> float | Polynomial | tuple[str, tuple[float, ...], str] | None:
+    """The value of a closed-form numeric answer, a :class:`Polynomial` for an expression
+    in variables, a tuple/interval as ``(open, values, close)``, or None when it is outside
+    the subset this module reads."""
+    s = text.strip().strip("$").strip()
+    if not s or len(s) > MAX_CHARS or _WORD_RE.search(_CMD_RE.sub(" ", s)):
+        return None  # a word is prose or a unit, not a product of variables
+    try:
+        tokens = _tokens(s)
+        if not tokens or "=" in tokens:
+            return None
+        if any(t in VARIABLES for t in tokens):
+            if "," in tokens:
+                return None
+            return Polynomial(tuple(_scalar(tokens, env) for env in _POINTS))
+        if tokens[0] in ("(", "[") and tokens[-1] in (")", "]") and "," in tokens:
+            parts = _split_top(tokens[1:-1])
+            if len(parts) > 1:
+                return tokens[0], tuple(_scalar(p) for p in parts), tokens[-1]
+        if "," in tokens:
+            return None
+        return _scalar(tokens)
+    except (_Unsupported, ArithmeticError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def _close(a: float, b: float) -> bool | None:
+    diff = abs(a - b)
+    scale = max(1.0, abs(a), abs(b))
+    if diff <= 1e-9 * scale:
+        return True
+    if diff > 1e-3 * scale:
+        return False
+    return None
+
+
+_ASSIGNMENT_RE = re.compile(r"^\s*([a-z])\s*=([^=]*)$")
+
+
+def _split_assignment(s: str) -> tuple[str | None, str] | None:
+    """``("y", "2x+1")`` for ``y=2x+1``, ``(None, s)`` without ``=``, None for anything else."""
+    if "=" not in s:
+        return None, s
+    m = _ASSIGNMENT_RE.match(s.strip().strip("$"))
+    if m is None or m.group(1) not in VARIABLES:
+        return None
+    return m.group(1), m.group(2)
+
+
+def compare(gold: str, pred: str) -> bool | None:
+    """True/False when both are closed-form answers whose values settle it, else None.
+
+    Equations follow math-verify: ``y=2x+1`` against ``y = 1 + 2x`` compares the right
+    sides, against ``x=2x+1`` is different, against a bare ``2x+1`` compares the right side."""
+    g_side, p_side = _split_assignment(gold), _split_assignment(pred)
+    if g_side is None or p_side is None:
+        return None
+    (g_var, gold), (p_var, pred) = g_side, p_side
+    if p_var is not None and g_var is None:
+        return None  # math-verify reads a relation against a bare gold its own way
+    g = value_of(gold)
+    if g is None:
+        return None
+    p = value_of(pred)
+    if p is None:
+        return None
+    if g_var is not None and p_var is not None and g_var != p_var:
+        return False  # x=1 is not y=1
+    if type(g) is not type(p):
+        return None  # a number against a tuple: math-verify's reading of either may differ
+    if isinstance(g, Polynomial):
+        return g == p
+    if isinstance(g, float):
+        return _close(g, p)  # type: ignore[arg-type]
+    (g_open, g_vals, g_close), (p_open, p_vals, p_close) = g, p  # type: ignore[misc]
+    if len(g_vals) != len(p_vals):
+        return None
+    verdicts = [_close(a, b) for a, b in zip(g_vals, p_vals)]
+    if False in verdicts:
+        return False
+    if None in verdicts:
+        return None
+    if (g_open, g_close) == (p_open, p_close):
+        return True
+    if g_open + g_close in ("[)", "(]") or p_open + p_close in ("[)", "(]"):
+        return False  # a half-open interval against any other interval or a point
+    return None  # "(1, 2)" against "[1, 2]": a point or an interval, math-verify decides

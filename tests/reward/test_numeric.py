@@ -1,0 +1,104 @@
+"""The closed-form numeric fast path: what it reads, and that it never disagrees with
+math-verify (``math_verify_grade``, run here in-process) where it decides."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+
+import pytest
+
+from srpo_reward import numeric
+from srpo_reward.grading import grade_answer, math_verify_grade
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("\\frac{3}{4}", 0.75),
+        ("\\dfrac{5}{\\sqrt{2}}", 5 / math.sqrt(2)),
+        ("2\\sqrt{3}", 2 * math.sqrt(3)),
+        ("2 \\sqrt 3", 2 * math.sqrt(3)),
+        ("\\sqrt[3]{27}", 3.0),
+        ("\\frac{\\pi}{6}", math.pi / 6),
+        ("\\pi/6", math.pi / 6),
+        ("\\pi \\cdot 4", 4 * math.pi),
+        ("-1+\\sqrt{5}", math.sqrt(5) - 1),
+        ("−3", -3.0),
+        ("2^{10}", 1024.0),
+        ("\\left(1+2\\right)\\times 3", 9.0),
+        ("$0.5$", 0.5),
+        ("\\frac{5}{2}\\sqrt{2}", 2.5 * math.sqrt(2)),
+    ],
+)
+def test_reads_closed_forms(text, value):
+    assert numeric.value_of(text) == pytest.approx(value, rel=1e-12)
+
+
+def test_reads_tuples_and_intervals():
+    assert numeric.value_of("(2, -3)") == ("(", (2.0, -3.0), ")")
+    assert numeric.value_of("[-1,\\frac{1}{2})") == ("[", (-1.0, 0.5), ")")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "e^{2}", "3i", "60^\\circ", "50\\%", "5!", "\\{1,2\\}", "1,2", "2^{100}", "9^{9^{9}}",
+        "\\sqrt{-4}", "(-8)^{1/3}", "\\frac{1}{0}", "1/2\\sqrt{2}", "\\log 2", "", "1" * 300, "\\frac12",
+        "x^{20}", "\\sqrt{x}", "\\pi x", "\\sin x", "x plus y", "X+1", "x=1", "(x, 1)",
+        "((x^{16})^{16})^{16}", "(" * 150 + "1" + ")" * 150,
+    ],
+)
+def test_anything_else_is_left_to_math_verify(text):
+    assert numeric.value_of(text) is None
+
+
+def test_near_values_are_left_to_math_verify():
+    # math-verify rounds decimals to 6 places: 0.333333 is 1/3 there, 0.3333 is not.
+    assert numeric.compare("\\frac{1}{3}", "0.333333") is None
+    assert numeric.compare("\\frac{1}{3}", "0.3333") is None
+    assert numeric.compare("\\frac{1}{3}", "0.33") is False
+    # a point against an interval with the same values: math-verify decides
+    assert numeric.compare("(1, 2)", "[1, 2]") is None
+    assert numeric.compare("(1, 2)", "[1, 3]") is False
+
+
+# Closed forms as RL sets write them, with equivalent forms and near misses.
+FORMS = [
+    "\\frac{3}{4}", "0.75", "\\dfrac{3}{4}", "3/4", "\\frac{6}{8}", "\\frac{4}{3}", "\\frac{2}{3}",
+    "2\\sqrt{3}", "\\sqrt{12}", "2 \\sqrt 3", "3\\sqrt{2}", "4\\sqrt{3}", "\\sqrt{3}",
+    "\\frac{\\pi}{6}", "\\pi/6", "\\frac{\\pi}{3}", "\\frac{2\\pi}{12}", "4\\pi", "\\pi \\cdot 4", "8\\pi",
+    "\\frac{5\\sqrt{2}}{2}", "\\frac{5}{\\sqrt{2}}", "\\frac{5}{2}\\sqrt{2}", "5\\sqrt{2}", "\\frac{5}{2}",
+    "\\sqrt{5}-1", "-1+\\sqrt{5}", "1-\\sqrt{5}", "\\sqrt{5}+1", "24", "24.0", "-24", "2^{3}", "8",
+    "\\sqrt[3]{8}", "2", "0.5", "\\frac{1}{2}", "0.333333", "\\frac{1}{3}", "1.5", "\\frac{3}{2}",
+    "(2,-3)", "(2, -3)", "\\left(2,-3\\right)", "(-3,2)", "(2,3)", "[-1, 3)", "[-1,3)", "(-1, 3)", "[-1, 3]",
+    "(\\frac{1}{2}, \\sqrt{2})", "(0.5, \\sqrt{2})",
+    "x^2+2x+1", "(x+1)^2", "1+2x+x^2", "x^2+1", "(x-1)^2", "x^{2}+2x+1", "2x+1", "1+2x", "2x-1", "x+1",
+    "y=2x+1", "y = 1 + 2x", "y=2x-1", "y=x+1", "x=2x+1", "t+1", "\\frac{x^2-1}{x-1}", "3xy", "3yx", "x(x+1)",
+    "x^2+x", "a^2-b^2", "(a-b)(a+b)", "\\frac{1}{2}x", "0.5x", "\\frac{x}{2}",
+]
+
+
+def test_never_disagrees_with_math_verify():
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    def kind(s: str) -> type:
+        return type(numeric.value_of(s.split("=")[-1]))
+
+    decided = same_kind = 0
+    for gold, pred in itertools.product(FORMS, repeat=2):
+        same_kind += kind(gold) is kind(pred)
+        verdict = numeric.compare(gold, pred)
+        if verdict is None:
+            continue
+        decided += 1
+        status, correct = math_verify_grade(gold, "\\boxed{" + pred + "}")
+        assert status == "ok" and correct == verdict, (gold, pred, verdict)
+    assert decided > 0.9 * same_kind  # it decides nearly all number-number and tuple-tuple pairs
+
+
+def test_grade_answer_uses_it_and_math_verify_for_the_rest():
+    assert grade_answer("\\boxed{\\frac{5}{\\sqrt{2}}}", "\\frac{5\\sqrt{2}}{2}").method == "numeric"
+    assert grade_answer("\\boxed{(x+1)^2}", "x^2+2x+1").method == "numeric"
+    grade = grade_answer("\\boxed{\\sin^2 x + \\cos^2 x}", "1", timeout=30)
+    assert (grade.correct, grade.method) == (True, "math_verify")
