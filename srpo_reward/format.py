@@ -54,6 +54,10 @@ class ParsedResponse:
     num_answers: int = 0
 
 
+#: A brace, or a backslash with the character it escapes (``\{`` is content, not a brace).
+_BRACE_RE = re.compile(r"\\.|[{}]", re.S)
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) with balanced braces, or None.
 
@@ -61,21 +65,18 @@ def last_boxed(text: str) -> str | None:
     thousands of unclosed ``\\boxed{`` costs O(n), not O(n^2).
     """
     box_opens = {m.end() - 1 for m in _BOXED_RE.finditer(text)}  # index of each box's "{"
+    if not box_opens:
+        return None
     stack: list[int] = []
     best: tuple[int, int] | None = None
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            i += 2  # an escaped char such as \{ or \} is content, not a brace
-            continue
-        if ch == "{":
-            stack.append(i)
-        elif ch == "}" and stack:
+    for m in _BRACE_RE.finditer(text):  # only braces and escapes: ordinary text is skipped in C
+        tok = m.group()
+        if tok == "{":
+            stack.append(m.start())
+        elif tok == "}" and stack:
             start = stack.pop()
             if start in box_opens and (best is None or start > best[0]):
-                best = (start, i)
-        i += 1
+                best = (start, m.start())
     return None if best is None else text[best[0] + 1 : best[1]]
 
 
