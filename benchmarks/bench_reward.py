@@ -9,7 +9,7 @@ Corpora (every rollout text is distinct, so nothing is scored twice; answers rep
 within a group, as in GRPO):
 
 - ``realistic``: GRPO groups of ``--group`` SRPO five-block rollouts sharing one ground
-  truth, ground truths written as MATH/MathVerse/Geometry3K-style sets write them (LaTeX
+  truth, a different one for every group, ground truths written as MATH/MathVerse/Geometry3K-style sets write them (LaTeX
   fractions, roots, pi, expressions, points, intervals, equations, degrees, a few letters
   and integers), each rollout with a long reasoning (1-3 KB) and two answers drawn from
   equivalent forms, a wrong answer and a near miss;
@@ -19,7 +19,9 @@ Each corpus is scored one caller thread (both warm), and in verl's reward-loop s
 an asyncio loop calling the sync scorer through ``loop.run_in_executor`` from
 ``--threads`` executor threads, as verl 0.9.1's ``NaiveRewardManager`` does.  The peer
 grades only the final answer (it has no format or reflection terms); ours grades both
-answers.  The verdict cache is cleared before each timed run of ours.
+answers.  The verdict cache is cleared before each timed run of ours.  Both are warmed first on a
+corpus of the same shape with other ground truths.  The line "answers decided by" says
+which share of the answers a fast path decided and which math-verify did.
 """
 
 from __future__ import annotations
@@ -31,25 +33,73 @@ import random
 import statistics
 import time
 
-# ground truth -> (equivalent forms, wrong answers)
-REALISTIC = {
-    "\\frac{3}{4}": (["\\frac{3}{4}", "0.75", "\\dfrac{3}{4}", "3/4"], ["\\frac{4}{3}", "\\frac{2}{3}"]),
-    "2\\sqrt{3}": (["2\\sqrt{3}", "\\sqrt{12}", "2 \\sqrt 3"], ["3\\sqrt{2}", "4\\sqrt{3}"]),
-    "\\frac{\\pi}{6}": (["\\frac{\\pi}{6}", "\\pi/6", "\\dfrac{\\pi}{6}"], ["\\frac{\\pi}{3}", "\\frac{\\pi}{4}"]),
-    "4\\pi": (["4\\pi", "4 \\pi", "\\pi \\cdot 4"], ["2\\pi", "8\\pi"]),
-    "\\frac{5\\sqrt{2}}{2}": (["\\frac{5\\sqrt{2}}{2}", "\\frac{5}{\\sqrt{2}}", "\\frac{5}{2}\\sqrt{2}"], ["5\\sqrt{2}", "\\frac{5}{2}"]),
-    "x^2+2x+1": (["x^2+2x+1", "(x+1)^2", "1+2x+x^2"], ["x^2+1", "(x-1)^2"]),
-    "(2,-3)": (["(2,-3)", "(2, -3)", "\\left(2,-3\\right)"], ["(-3,2)", "(2,3)"]),
-    "[-1, 3)": (["[-1, 3)", "[-1,3)"], ["(-1, 3)", "[-1, 3]"]),
-    "y=2x+1": (["y=2x+1", "y = 1 + 2x", "2x+1"], ["y=2x-1", "y=x+1"]),
-    "60^\\circ": (["60^\\circ", "60", "60°"], ["30^\\circ", "120^\\circ"]),
-    "\\frac{1}{2}": (["\\frac{1}{2}", "0.5", "\\frac{2}{4}"], ["\\frac{1}{3}", "2"]),
-    "10\\sqrt{3}": (["10\\sqrt{3}", "\\sqrt{300}"], ["10\\sqrt{2}", "5\\sqrt{3}"]),
-    "\\sqrt{5}-1": (["\\sqrt{5}-1", "-1+\\sqrt{5}"], ["\\sqrt{5}+1", "1-\\sqrt{5}"]),
-    "\\frac{9}{2}": (["\\frac{9}{2}", "4.5", "\\frac{18}{4}"], ["\\frac{2}{9}", "9"]),
-    "C": (["C", "(C)"], ["B", "D"]),
-    "24": (["24", "24.0"], ["12", "48"]),
-}
+def _decimal(num: int, den: int) -> str | None:
+    """``num/den`` as a terminating decimal, or None."""
+    d = den
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    return None if d != 1 else f"{num / den:g}"
+
+
+def _fraction(k: int) -> tuple[str, list[str], list[str]]:
+    a, b = [(3, 4), (5, 8), (7, 12), (2, 5), (9, 16)][k % 5]
+    equiv = [f"\\frac{{{a}}}{{{b}}}", f"\\dfrac{{{a}}}{{{b}}}", f"{a}/{b}", f"\\frac{{{2 * a}}}{{{2 * b}}}"]
+    if _decimal(a, b):
+        equiv.append(_decimal(a, b))
+    return equiv[0], equiv, [f"\\frac{{{b}}}{{{a}}}", f"\\frac{{{a + 1}}}{{{b}}}"]
+
+
+# Templates of ground truths as MATH/MathVerse/Geometry3K write them, each a function of k
+# (so that every GRPO group has a ground truth of its own): k -> (gold, equivalent forms, wrong).
+TEMPLATES = [
+    _fraction,
+    lambda k: (f"{k + 2}\\sqrt{{3}}", [f"{k + 2}\\sqrt{{3}}", f"\\sqrt{{{3 * (k + 2) ** 2}}}", f"{k + 2} \\sqrt 3"],
+               [f"{k + 2}\\sqrt{{5}}", f"{k + 3}\\sqrt{{3}}"]),
+    lambda k: (f"\\frac{{\\pi}}{{{k + 5}}}", [f"\\frac{{\\pi}}{{{k + 5}}}", f"\\pi/{k + 5}", f"\\dfrac{{\\pi}}{{{k + 5}}}"],
+               [f"\\frac{{\\pi}}{{{k + 4}}}", f"\\frac{{2\\pi}}{{{k + 5}}}"]),
+    lambda k: (f"{k + 3}\\pi", [f"{k + 3}\\pi", f"{k + 3} \\pi", f"\\pi \\cdot {k + 3}"], [f"{2 * k + 6}\\pi", f"{k + 4}\\pi"]),
+    lambda k: (f"\\frac{{{2 * k + 5}\\sqrt{{2}}}}{{2}}",
+               [f"\\frac{{{2 * k + 5}\\sqrt{{2}}}}{{2}}", f"\\frac{{{2 * k + 5}}}{{\\sqrt{{2}}}}", f"\\frac{{{2 * k + 5}}}{{2}}\\sqrt{{2}}"],
+               [f"{2 * k + 5}\\sqrt{{2}}", f"\\frac{{{2 * k + 5}}}{{2}}"]),
+    lambda k: (f"x^2+{2 * k + 2}x+{(k + 1) ** 2}", [f"x^2+{2 * k + 2}x+{(k + 1) ** 2}", f"(x+{k + 1})^2", f"{(k + 1) ** 2}+{2 * k + 2}x+x^2"],
+               [f"x^2+{(k + 1) ** 2}", f"(x-{k + 1})^2"]),
+    lambda k: (f"({k + 2},-{k + 3})", [f"({k + 2},-{k + 3})", f"({k + 2}, -{k + 3})", f"\\left({k + 2},-{k + 3}\\right)"],
+               [f"(-{k + 3},{k + 2})", f"({k + 2},{k + 3})"]),
+    lambda k: (f"[-{k + 1}, {k + 3})", [f"[-{k + 1}, {k + 3})", f"[-{k + 1},{k + 3})"], [f"(-{k + 1}, {k + 3})", f"[-{k + 1}, {k + 3}]"]),
+    lambda k: (f"y={k + 2}x+{k + 1}", [f"y={k + 2}x+{k + 1}", f"y = {k + 1} + {k + 2}x", f"{k + 2}x+{k + 1}"],
+               [f"y={k + 2}x-{k + 1}", f"y=x+{k + 1}"]),
+    lambda k: (f"{[60, 35, 48, 72][k % 4]}^\\circ", [f"{[60, 35, 48, 72][k % 4]}^\\circ", f"{[60, 35, 48, 72][k % 4]}",
+                                                   f"{[60, 35, 48, 72][k % 4]}°"],
+               [f"{90 - [60, 35, 48, 72][k % 4]}^\\circ", f"{180 - [60, 35, 48, 72][k % 4]}^\\circ"]),
+    lambda k: (f"\\frac{{1}}{{{2 ** (k + 1)}}}", [f"\\frac{{1}}{{{2 ** (k + 1)}}}", f"{0.5 ** (k + 1):g}", f"\\frac{{2}}{{{2 ** (k + 2)}}}"],
+               [f"\\frac{{1}}{{{2 ** (k + 1) + 1}}}", f"{2 ** (k + 1)}"]),
+    lambda k: (f"{10 + k}\\sqrt{{3}}", [f"{10 + k}\\sqrt{{3}}", f"\\sqrt{{{3 * (10 + k) ** 2}}}"], [f"{10 + k}\\sqrt{{2}}", f"{5 + k}\\sqrt{{3}}"]),
+    lambda k: (f"\\sqrt{{{k + 5}}}-1", [f"\\sqrt{{{k + 5}}}-1", f"-1+\\sqrt{{{k + 5}}}"], [f"\\sqrt{{{k + 5}}}+1", f"1-\\sqrt{{{k + 5}}}"]),
+    lambda k: (f"\\frac{{{2 * k + 9}}}{{2}}", [f"\\frac{{{2 * k + 9}}}{{2}}", f"{(2 * k + 9) / 2:g}", f"\\frac{{{4 * k + 18}}}{{4}}"],
+               [f"\\frac{{2}}{{{2 * k + 9}}}", f"{2 * k + 9}"]),
+    lambda k: ("ABCD"[k % 4], ["ABCD"[k % 4], f"({'ABCD'[k % 4]})"], ["ABCD"[(k + 1) % 4], "ABCD"[(k + 2) % 4]]),
+    lambda k: (f"{24 + 6 * k}", [f"{24 + 6 * k}", f"{24 + 6 * k}.0"], [f"{12 + 3 * k}", f"{48 + 12 * k}"]),
+    # What only math-verify reads: sets, relations, infinite intervals, roots of variables,
+    # e, complex numbers, matrices, trigonometry.
+    lambda k: (f"\\{{1, {k + 2}\\}}", [f"\\{{1, {k + 2}\\}}", f"\\{{{k + 2}, 1\\}}", f"\\{{1,{k + 2}\\}}"],
+               [f"\\{{1\\}}", f"\\{{1, {k + 3}\\}}"]),
+    lambda k: (f"x \\geq {k + 5}", [f"x \\geq {k + 5}", f"x \\ge {k + 5}", f"{k + 5} \\leq x"], [f"x > {k + 5}", f"x \\leq {k + 5}"]),
+    lambda k: (f"(-\\infty, {k + 2}]", [f"(-\\infty, {k + 2}]", f"(-\\infty,{k + 2}]"], [f"(-\\infty, {k + 2})", f"[{k + 2}, \\infty)"]),
+    lambda k: (f"\\sqrt{{x+{k + 1}}}", [f"\\sqrt{{x+{k + 1}}}", f"\\sqrt{{{k + 1}+x}}", f"(x+{k + 1})^{{1/2}}"],
+               [f"\\sqrt{{x}}+{k + 1}", f"\\sqrt{{x-{k + 1}}}"]),
+    lambda k: (f"e^{{{k + 2}}}", [f"e^{{{k + 2}}}", f"e^{k + 2}", f"\\exp({k + 2})"], [f"e^{{{k + 1}}}", f"{k + 2}e"]),
+    lambda k: (f"{k + 3}+{k + 10}i", [f"{k + 3}+{k + 10}i", f"{k + 10}i+{k + 3}"], [f"{k + 3}-{k + 10}i", f"{k + 10}+{k + 3}i"]),
+    lambda k: (f"\\begin{{pmatrix}} {k + 1} \\\\ {k + 5} \\end{{pmatrix}}",
+               [f"\\begin{{pmatrix}} {k + 1} \\\\ {k + 5} \\end{{pmatrix}}", f"\\begin{{bmatrix}}{k + 1}\\\\{k + 5}\\end{{bmatrix}}"],
+               [f"\\begin{{pmatrix}} {k + 5} \\\\ {k + 1} \\end{{pmatrix}}", f"\\begin{{pmatrix}} {k + 1} \\\\ {k + 6} \\end{{pmatrix}}"]),
+    lambda k: (f"{k + 1} < x < {k + 4}", [f"{k + 1} < x < {k + 4}", f"x \\in ({k + 1}, {k + 4})"], [f"{k + 1} \\le x < {k + 4}", f"{k + 1} < x < {k + 5}"]),
+    lambda k: (f"\\sin {k + 2}x", [f"\\sin {k + 2}x", f"\\sin({k + 2}x)"], [f"{k + 2}\\sin x", f"\\cos {k + 2}x"]),
+    lambda k: (f"\\frac{{\\sqrt{{{k + 2}}}}}{{x}}", [f"\\frac{{\\sqrt{{{k + 2}}}}}{{x}}", f"\\sqrt{{{k + 2}}}/x", f"\\frac{{1}}{{x}}\\sqrt{{{k + 2}}}"],
+               [f"\\frac{{x}}{{\\sqrt{{{k + 2}}}}}", f"\\sqrt{{{k + 2}}}x"]),
+]
+
+
 LEGACY_GOLDS = ["B", "42", "3.5", "\\frac{3}{4}", "2\\sqrt{3}", "x^2+1", "45^\\circ", "1,200"]
 LEGACY_WRONG = {"B": "C", "42": "41", "3.5": "3.4", "\\frac{3}{4}": "\\frac{2}{3}", "2\\sqrt{3}": "3\\sqrt{2}",
                 "x^2+1": "x^2-1", "45^\\circ": "30^\\circ", "1,200": "1,100"}
@@ -73,13 +123,14 @@ def _rollout(rng: random.Random, i: int, a1: str, a2: str) -> str:
     )
 
 
-def realistic_rollouts(groups: int, group: int, seed: int = 0) -> list[tuple[str, str]]:
+def realistic_rollouts(groups: int, group: int, seed: int = 0, k0: int = 0) -> list[tuple[str, str]]:
+    """``groups`` GRPO groups, each with a ground truth of its own (no verdict carries over
+    from one group to the next); within a group the rollouts repeat a few answers.  ``k0``
+    shifts the templates' parameter (the warm-up corpus shares no ground truth with the timed one)."""
     rng = random.Random(seed)
-    golds = list(REALISTIC)
     out = []
     for g in range(groups):
-        gold = golds[g % len(golds)]
-        equiv, wrong = REALISTIC[gold]
+        gold, equiv, wrong = TEMPLATES[g % len(TEMPLATES)](k0 + g // len(TEMPLATES))
         pool = equiv + wrong  # a group repeats a few answers, as a policy does
         for j in range(group):
             out.append((_rollout(rng, g * group + j, rng.choice(pool), rng.choice(equiv + wrong[:1])), gold))
@@ -133,6 +184,21 @@ def _reward_loop(fn, rollouts, threads: int) -> tuple[float, list]:
     return time.perf_counter() - t0, out
 
 
+def method_mix(rollouts) -> str:
+    """Which grading path decided each answer of the corpus (the fast paths or math-verify)."""
+    import collections
+
+    from srpo_reward.format import parse_response
+    from srpo_reward.grading import grade_answers
+
+    counts = collections.Counter()
+    for text, gold in rollouts:
+        parsed = parse_response(text)
+        counts.update(g.method for g in grade_answers([parsed.first_answer, parsed.final_answer], gold, timeout=30))
+    total = sum(counts.values())
+    return ", ".join(f"{m} {c / total:.0%}" for m, c in counts.most_common())
+
+
 def compare(name: str, rollouts, threads: int) -> None:
     from srpo_reward.grading import verdict_cache
 
@@ -147,6 +213,7 @@ def compare(name: str, rollouts, threads: int) -> None:
         print(f"{mode:38s} ours {n / t_ours:8.1f}/s   verl {n / t_peer:8.1f}/s   ratio {t_peer / t_ours:5.2f}x   "
               f"final-answer acc ours {acc_ours:.3f} verl {sum(peer) / n:.3f}   "
               f"grade_error {sum(o['grade_error'] for o in ours):.0f}")
+    print(f"answers decided by: {method_mix(rollouts)}")
 
 
 def latency(rollouts) -> None:
@@ -246,9 +313,15 @@ def main() -> None:
     if args.adversarial:
         adversarial(args.threads)
         return
-    # warm both: our workers and verl's process pool
-    _ours(*realistic[0])
-    _peer(*realistic[0])
+    # Warm both on a corpus of the same shape that shares no ground truth with the timed ones
+    # (math-verify's LaTeX parser gets faster per kind of expression it has seen, in each of
+    # our worker processes and in verl's process alike); then forget our verdicts.
+    from srpo_reward.grading import verdict_cache
+
+    warm = realistic_rollouts(len(TEMPLATES), args.group, seed=1, k0=10)
+    _serial(_ours, warm)
+    _serial(_peer, warm)
+    verdict_cache.clear()
     print(f"GRPO groups of {args.group}; peer = verl.utils.reward_score.math_verify.compute_score")
     compare("realistic (LaTeX-heavy ground truths, long reasoning)", realistic, args.threads)
     compare("legacy (the README's previous corpus)", legacy_rollouts(args.legacy_n, args.group), args.threads)
