@@ -123,17 +123,24 @@ class Runner:
 
     # ------------------------------------------------------------------ one paid step
     async def _call(
-        self, sample: Sample, step: str, role: str, key: str, messages: Callable[[], list[dict[str, Any]]], try_index: int = 0
+        self,
+        sample: Sample,
+        step: str,
+        role: str,
+        key: str,
+        messages: Callable[[], list[dict[str, Any]]],
+        try_index: int = 0,
+        report_key: str | None = None,
     ) -> dict[str, Any]:
+        """The stored reply under ``key``, or a new call stored under it.  A failure is filed
+        under ``report_key`` (the step's first try; default ``key``)."""
+        report_key = report_key or key
         rec = self.store.get(key)
         if rec is not None:
             return rec
         if self.stop is not None and self.stop.is_set():
             raise Stopping()
-        fail = self.failures.get(key)
-        if self._skip_failure(fail):
-            assert fail is not None
-            raise StepFailed(step, fail.get("reason", "failed"), "recorded in failures.jsonl")
+        self._raise_recorded(step, report_key)
         client = self.clients[role]
         try:
             # Attempts get free slots first; later steps build a backlog (see PrioritySemaphore).
@@ -144,7 +151,7 @@ class Runner:
             self.stop.set()
             raise Stopping() from None
         except EndpointError as exc:
-            raise StepFailed(step, exc.reason, exc.detail, transient=exc.transient) from None
+            raise StepFailed(step, exc.reason, exc.detail, key=report_key, transient=exc.transient) from None
         rec = {
             "key": key,
             "sample_id": sample.sample_id,
@@ -165,6 +172,57 @@ class Runner:
     def _skip_failure(self, fail: dict[str, Any] | None) -> bool:
         """A recorded failure that this run does not try again (transient ones are retried)."""
         return fail is not None and not self.cfg.retry_failed and not fail.get("transient", False)
+
+    def _raise_recorded(self, step: str, key: str) -> None:
+        """Raise the failure recorded under ``key`` if this run does not try it again."""
+        fail = self.failures.get(key)
+        if self._skip_failure(fail):
+            assert fail is not None
+            raise StepFailed(step, fail.get("reason", "failed"), "recorded in failures.jsonl", key=key)
+
+    async def _until_parsed(
+        self,
+        sample: Sample,
+        step: str,
+        role: str,
+        key_at: Callable[[int], str],
+        messages: Callable[[], list[dict[str, Any]]],
+        parse: Callable[[dict[str, Any]], tuple[Any, str]],
+        used: Callable,
+        bad_reason: str,
+    ) -> tuple[Any, str]:
+        """Ask for a JSON step until ``parse(reply)`` gives a value (not None); returns it and
+        the key of the try that gave it.  Try ``i`` is stored under ``key_at(i)``; a retry shows
+        the model its reply and what was wrong with it (a corrective turn).  After
+        ``json_retries`` more tries the step fails with ``bad_reason``; ``--retry-failed``
+        grants a fresh budget after the stored tries."""
+        cfg = self.cfg
+        k0 = key_at(0)
+        limit = cfg.json_retries + 1
+        if cfg.retry_failed and self.failures.get(k0) is not None:
+            stored = 0
+            while key_at(stored) in self.store:
+                stored += 1
+            limit = max(limit, stored + cfg.json_retries + 1)
+        prev: dict[str, Any] | None = None
+        why = ""
+        for i in range(10**6):
+            k = key_at(i)
+            if k not in self.store:
+                if i >= limit:
+                    raise StepFailed(step, bad_reason, why, key=k0)
+                self._raise_recorded(step, k0)
+
+            def msgs(prev: dict[str, Any] | None = prev, why: str = why) -> list[dict[str, Any]]:
+                return messages() if prev is None else corrective_messages(messages(), prev["content"], why)
+
+            rec = await self._call(sample, step, role, k, msgs, i, report_key=k0)
+            used(rec)
+            value, why = parse(rec)
+            if value is not None:
+                return value, k
+            prev = rec
+        raise AssertionError("unreachable")
 
     async def _grade(self, pred: str | None, gold: str) -> Any:
         return await asyncio.to_thread(self.grader, pred, gold, self.cfg.grade_timeout)
@@ -234,11 +292,7 @@ class Runner:
             att = {"content": sample.given_attempt, "finish_reason": "stop"}
         else:
             k_att = step_key(sample.sample_id, "attempt", cfg.policy.fingerprint())
-            try:
-                att = await self._call(sample, "attempt", "policy", k_att, lambda: attempt_messages(sample.question, image_urls()))
-            except StepFailed as exc:
-                exc.key = k_att
-                raise
+            att = await self._call(sample, "attempt", "policy", k_att, lambda: attempt_messages(sample.question, image_urls()))
             done.append("attempt")
             used(att)
         if att["finish_reason"] == "length":
@@ -267,68 +321,39 @@ class Runner:
                 return out(DROPPED, "judge_below_threshold", first_correct=first_correct, judge_score=judge_score)
 
         # 3. reflection (teacher), JSON {"reflection": ...}; a malformed reply is asked again
-        k_ref0 = step_key(sample.sample_id, "reflection", cfg.teacher.fingerprint(), upstream=k_att)
+        if sample.given_reflection:
+            reflection = sample.given_reflection
+            k_ref = step_key(sample.sample_id, "reflection", {"given": True}, upstream=k_att, prompts=())
+        else:
+            fp = cfg.teacher.fingerprint()
 
-        def k_ref_at(i: int) -> str:
-            return k_ref0 if i == 0 else step_key(
-                sample.sample_id, "reflection", cfg.teacher.fingerprint(), upstream=k_att, try_index=i
-            )
+            def parse(rec: dict[str, Any]) -> tuple[str | None, str]:
+                text, why = parse_reflection(rec["content"])
+                if rec["finish_reason"] != "stop" and text is None:
+                    why = f"finish_{rec['finish_reason']}"
+                return text, why
 
-        # Tries 0..json_retries; --retry-failed grants a fresh budget after the stored tries.
-        limit = cfg.json_retries + 1 if not sample.given_reflection else 0
-        if cfg.retry_failed and self.failures.get(k_ref0) is not None:
-            stored = 0
-            while k_ref_at(stored) in self.store:
-                stored += 1
-            limit = max(limit, stored + cfg.json_retries + 1)
-        reflection: str | None = sample.given_reflection or None
-        if reflection is not None:
-            k_ref0 = step_key(sample.sample_id, "reflection", {"given": True}, upstream=k_att, prompts=())
-        k_ref = k_ref0
-        try_index, last_reason = 0, ""
-        prev_rec: dict[str, Any] | None = None
-        while reflection is None:
-            k_ref = k_ref_at(try_index)
-            if k_ref not in self.store and try_index >= limit:
-                raise StepFailed("reflection", "teacher_bad_json", last_reason, key=k_ref0)
-            if k_ref not in self.store:
-                fail = self.failures.get(k_ref0)
-                if self._skip_failure(fail):
-                    assert fail is not None
-                    raise StepFailed("reflection", fail.get("reason", "failed"), "recorded in failures.jsonl", key=k_ref0)
-
-            def ref_messages(prev: dict[str, Any] | None = prev_rec, why: str = last_reason) -> list[dict[str, Any]]:
-                base = reflection_messages(
+            reflection, k_ref = await self._until_parsed(
+                sample,
+                "reflection",
+                "teacher",
+                lambda i: step_key(sample.sample_id, "reflection", fp, upstream=k_att, try_index=i),
+                lambda: reflection_messages(
                     sample.question, image_urls(), attempt_text, first.answer, sample.ground_truth, first_correct
-                )
-                # A retry shows the teacher its reply and says what was wrong with it.
-                return base if prev is None else corrective_messages(base, prev["content"], why)
-
-            try:
-                rec = await self._call(sample, "reflection", "teacher", k_ref, ref_messages, try_index)
-            except StepFailed as exc:
-                exc.key = k_ref0
-                raise
-            used(rec)
-            reflection, last_reason = parse_reflection(rec["content"])
-            if rec["finish_reason"] != "stop" and reflection is None:
-                last_reason = f"finish_{rec['finish_reason']}"
-            prev_rec = rec
-            try_index += 1
-        if not sample.given_reflection:
+                ),
+                parse,
+                used,
+                "teacher_bad_json",
+            )
             done.append("reflection")
 
         # 4. revised attempt (policy or teacher)
         role = cfg.revise_with
         endpoint = cfg.policy if role == "policy" else cfg.teacher
         k_rev = step_key(sample.sample_id, "revision", endpoint.fingerprint(), upstream=k_ref + "|" + role)
-        try:
-            rev = await self._call(
-                sample, "revision", role, k_rev, lambda: revise_messages(sample.question, image_urls(), attempt_text, reflection)
-            )
-        except StepFailed as exc:
-            exc.key = k_rev
-            raise
+        rev = await self._call(
+            sample, "revision", role, k_rev, lambda: revise_messages(sample.question, image_urls(), attempt_text, reflection)
+        )
         done.append("revision")
         used(rev)
         if rev["finish_reason"] == "length":
@@ -361,42 +386,19 @@ class Runner:
     ) -> float:
         """The judge's score, stored like every call; a reply that is not JSON is asked again
         with a corrective turn (``json_retries``), then the sample fails (``judge_bad_json``)."""
-        cfg = self.cfg
-        assert cfg.judge is not None
-        fp = cfg.judge.fingerprint()
-        k0 = step_key(sample.sample_id, "judge", fp, upstream=k_att)
-        prev: dict[str, Any] | None = None
-        why = ""
-        limit = cfg.json_retries + 1
-        if cfg.retry_failed and self.failures.get(k0) is not None:
-            stored = 0
-            while step_key(sample.sample_id, "judge", fp, upstream=k_att, try_index=stored) in self.store:
-                stored += 1
-            limit = max(limit, stored + cfg.json_retries + 1)
-        for i in range(10**6):
-            k = k0 if i == 0 else step_key(sample.sample_id, "judge", fp, upstream=k_att, try_index=i)
-            if k not in self.store and i >= limit:
-                raise StepFailed("judge", "judge_bad_json", why, key=k0)
-
-            def msgs(prev: dict[str, Any] | None = prev, why: str = why) -> list[dict[str, Any]]:
-                base = judge_messages(sample.question, image_urls(), attempt_text, sample.ground_truth)
-                return base if prev is None else corrective_messages(base, prev["content"], why)
-
-            if k not in self.store and self._skip_failure(self.failures.get(k0)):
-                fail = self.failures.get(k0)
-                assert fail is not None
-                raise StepFailed("judge", fail.get("reason", "failed"), "recorded in failures.jsonl", key=k0)
-            try:
-                rec = await self._call(sample, "judge", "judge", k, msgs, i)
-            except StepFailed as exc:
-                exc.key = k0
-                raise
-            used(rec)
-            score, why = parse_judge_score(rec["content"])
-            if score is not None:
-                return score
-            prev = rec
-        raise AssertionError("unreachable")
+        assert self.cfg.judge is not None
+        fp = self.cfg.judge.fingerprint()
+        score, _ = await self._until_parsed(
+            sample,
+            "judge",
+            "judge",
+            lambda i: step_key(sample.sample_id, "judge", fp, upstream=k_att, try_index=i),
+            lambda: judge_messages(sample.question, image_urls(), attempt_text, sample.ground_truth),
+            lambda rec: parse_judge_score(rec["content"]),
+            used,
+            "judge_bad_json",
+        )
+        return score
 
     # ------------------------------------------------------------------ the whole run
     async def _wait_while_breaker_open(self, result: "RunResult", in_flight: set[Any]) -> None:
