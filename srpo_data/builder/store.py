@@ -19,6 +19,16 @@ from pathlib import Path
 from typing import Any
 
 
+def _open_append_only(path: Path) -> int:
+    """Make ``path`` ready for appending: its folder exists, the file exists, and a torn last
+    line (a run killed mid-write) is cut off; returns the number of bytes cut."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch()
+        return 0
+    return _truncate_torn_tail(path)
+
+
 def _truncate_torn_tail(path: Path) -> int:
     """Cut a last line that has no newline (a write killed midway); returns bytes removed."""
     size = path.stat().st_size
@@ -77,20 +87,17 @@ class JsonlStore:
         self.path = path
         self.keep = keep
         self.records: dict[str, dict[str, Any]] = {}
-        self.torn_bytes = 0
         #: Records ignored at load because ``valid`` refused them (their step is called again).
         self.invalid = 0
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            self.torn_bytes = _truncate_torn_tail(path)
-            for rec in read_jsonl(path):
-                key = rec.get("key")
-                if valid is not None and not valid(rec):
-                    self.invalid += 1  # e.g. a reply stored by an older version without checks
-                    continue
-                if isinstance(key, str) and (keep == "last" or key not in self.records):
-                    self.records[key] = rec
+        self.torn_bytes = _open_append_only(path)
+        for rec in read_jsonl(path):
+            key = rec.get("key")
+            if valid is not None and not valid(rec):
+                self.invalid += 1  # e.g. a reply stored by an older version without checks
+                continue
+            if isinstance(key, str) and (keep == "last" or key not in self.records):
+                self.records[key] = rec
         self._fh = path.open("ab")
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -139,14 +146,9 @@ class IndexedJsonlStore:
 
         self.path = path
         self.valid = valid
-        self.torn_bytes = 0
         self.invalid = 0
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            self.torn_bytes = _truncate_torn_tail(path)
-        else:
-            path.touch()
+        self.torn_bytes = _open_append_only(path)
         self.index_path = path.with_name(path.name + ".index.sqlite")
         self._db = sqlite3.connect(self.index_path, check_same_thread=False, isolation_level=None)
         # The index is rebuildable from the JSONL file: no fsync of its own is needed.
