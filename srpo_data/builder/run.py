@@ -84,7 +84,9 @@ def _kept_in_order(cfg: BuildConfig, result: RunResult, listing: _Listing | None
             )
 
 
-def summarize(cfg: BuildConfig, result: RunResult, seconds: float, outputs: dict[str, Any] | None) -> dict[str, Any]:
+def summarize(
+    cfg: BuildConfig, result: RunResult, seconds: float, outputs: dict[str, Any] | None, output_seconds: float = 0.0
+) -> dict[str, Any]:
     return {
         "complete": result.complete,
         "interrupted": result.stopped or result.interrupted > 0,
@@ -126,6 +128,8 @@ def summarize(cfg: BuildConfig, result: RunResult, seconds: float, outputs: dict
         "policy": {"base_url": cfg.policy.base_url, "model": cfg.policy.model},
         "teacher": {"base_url": cfg.teacher.base_url, "model": cfg.teacher.model},
         "seconds": round(seconds, 2),
+        # of which writing the outputs (after the last call)
+        "output_seconds": round(output_seconds, 2),
         "outputs": outputs,
         "internal_errors": result.errors[:20],
     }
@@ -147,6 +151,7 @@ def build(cfg: BuildConfig, grader: GradeFn = default_grader) -> dict[str, Any]:
     runner = Runner(cfg, grader)
     result = asyncio.run(runner.run(_samples(cfg), total=total))
     outputs = None
+    t_out = time.monotonic()
     if result.complete and cfg.target_first_right is not None:
         result.apply_mix(cfg.target_first_right, cfg.mix_seed)
     if result.complete:
@@ -158,6 +163,6 @@ def build(cfg: BuildConfig, grader: GradeFn = default_grader) -> dict[str, Any]:
             ok = True
         finally:
             listing.close(commit=ok)
-    summary = summarize(cfg, result, time.monotonic() - start, outputs)
+    summary = summarize(cfg, result, time.monotonic() - start, outputs, time.monotonic() - t_out)
     write_json(cfg.out / SUMMARY_JSON, summary)
     return summary
