@@ -14,9 +14,12 @@ about two delays) costs about 2 / rounds of the ideal.
     .venv/bin/python benchmarks/bench_builder.py --memory 2000 8000 [--delay 0.02] [--concurrency 64]
 
 ``--memory`` runs a whole build (run, outputs, summary) at each size in a fresh process and
-prints its peak resident memory (``ru_maxrss``), its CPU seconds per sample and its wall time:
-peak memory that does not grow with the number of samples is what the SQLite-indexed step
-store and outcome table are for.
+prints its peak resident memory (``ru_maxrss``), its CPU seconds per sample, its wall time and
+its policy request rate as a share of the ideal, over the whole build's wall time and over the
+calls alone (the whole build less writing the outputs): peak memory that does not grow with the number of samples is what the
+SQLite-indexed step store and outcome table are for.  The figure at scale (issue 12):
+
+    .venv/bin/python benchmarks/bench_builder.py --memory 100000 --delay 1.0 --concurrency 64
 """
 
 from __future__ import annotations
@@ -90,8 +93,9 @@ def run_level(url: str, data: Path, out: Path, concurrency: int, n: int, delay: 
     }
 
 
-def one_build(url: str, data: Path, out: Path, concurrency: int, n: int) -> dict[str, float]:
-    """A whole build of ``n`` samples in this process; peak RSS and CPU time."""
+def one_build(url: str, data: Path, out: Path, concurrency: int, n: int, delay: float) -> dict[str, float]:
+    """A whole build of ``n`` samples in this process; peak RSS, CPU time and the policy
+    request rate over the whole build as a share of the ideal ``concurrency / delay``."""
     import resource
 
     from srpo_data.builder.run import build
@@ -102,10 +106,18 @@ def one_build(url: str, data: Path, out: Path, concurrency: int, n: int) -> dict
     summary = build(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert summary["complete"], summary
+    policy = summary["this_run"]["policy"]
+    assert policy["errors"] == {}, policy
+    ideal = concurrency / delay
+    calls = wall - summary["output_seconds"]  # first request to last sample finished
     return {
         "samples": n,
         "kept": summary["kept"],
         "seconds": round(wall, 1),
+        "output_seconds": summary["output_seconds"],
+        "policy_requests": policy["requests"],
+        "share_of_ideal": round(policy["requests"] / wall / ideal, 4),
+        "share_of_ideal_calls": round(policy["requests"] / calls / ideal, 4),
         "cpu_ms_per_sample": round(1000 * cpu / n, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -121,8 +133,9 @@ def memory_main(sizes: list[int], delay: float, concurrency: int) -> int:
             for n in sizes:
                 code = (
                     "import json, sys; from pathlib import Path; sys.path.insert(0, %r); import bench_builder as b; "
-                    "print(json.dumps(b.one_build(%r, Path(%r), Path(%r), %d, %d)))"
-                    % (str(Path(__file__).parent), url, str(tmpdir / "data"), str(tmpdir / f"out{n}"), concurrency, n)
+                    "print(json.dumps(b.one_build(%r, Path(%r), Path(%r), %d, %d, %r)))"
+                    % (str(Path(__file__).parent), url, str(tmpdir / "data"), str(tmpdir / f"out{n}"), concurrency, n,
+                       delay)
                 )
                 res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
                 if res.returncode != 0:
@@ -135,9 +148,11 @@ def memory_main(sizes: list[int], delay: float, concurrency: int) -> int:
             proc.terminate()
             proc.wait()
     print(f"\ndelay {delay}s, concurrency {concurrency}")
-    print(f"{'samples':>8} {'seconds':>8} {'cpu ms/sample':>14} {'peak RSS MB':>12}")
+    print(f"{'samples':>8} {'seconds':>8} {'outputs s':>9} {'cpu ms/sample':>14} {'peak RSS MB':>12} "
+          f"{'share of ideal':>15} {'(calls only)':>13}")
     for r in rows:
-        print(f"{r['samples']:>8} {r['seconds']:>8} {r['cpu_ms_per_sample']:>14} {r['peak_rss_mb']:>12}")
+        print(f"{r['samples']:>8} {r['seconds']:>8} {r['output_seconds']:>9} {r['cpu_ms_per_sample']:>14} "
+              f"{r['peak_rss_mb']:>12} {r['share_of_ideal']:>15.1%} {r['share_of_ideal_calls']:>13.1%}")
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         per_k = (b["peak_rss_mb"] - a["peak_rss_mb"]) / ((b["samples"] - a["samples"]) / 1000)
@@ -148,12 +163,14 @@ def memory_main(sizes: list[int], delay: float, concurrency: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--memory", type=int, nargs="+", metavar="N", help="peak memory of whole builds of N samples")
-    p.add_argument("--delay", type=float, default=1.0, help="seconds the endpoint waits before each answer")
+    p.add_argument("--delay", type=float, default=None,
+                   help="seconds the endpoint waits before each answer (1.0; 0.02 with --memory)")
     p.add_argument("--rounds", type=int, default=100, help="policy calls per concurrency slot")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     args = p.parse_args(argv)
     if args.memory:
-        return memory_main(args.memory, args.delay if args.delay != 1.0 else 0.02, args.concurrency[-1])
+        return memory_main(args.memory, 0.02 if args.delay is None else args.delay, args.concurrency[-1])
+    args.delay = 1.0 if args.delay is None else args.delay
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
