@@ -1,12 +1,15 @@
 """Exact values of closed-form numeric answers (``\\frac{5}{\\sqrt{2}}``, ``2\\sqrt{3}``,
-``\\pi/6``, ``(2, -3)``, ``[-1, 3)``), for a fast path that decides before math-verify.
+``\\pi/6``, ``(2, -3)``, ``[-1, 3)``, ``(-\\infty, 2]``, ``\\{1, 3\\}``), for a fast path that
+decides before math-verify.
 
 math-verify parses every answer with an ANTLR LaTeX grammar whose prediction costs a few
 milliseconds per answer even when warm; most RL ground truths are numbers written with
 fractions, roots and pi, which a small recursive-descent reader evaluates in microseconds.
 It reads only that subset: digits, decimals, ``\\frac``/``\\dfrac``/``\\tfrac``, ``\\sqrt``
 (also ``\\sqrt[n]{}``), ``\\pi``, ``+ - * /``, ``\\cdot``, ``\\times``, ``\\div``, ``^`` with a
-small exponent, parentheses and braces, implicit products (``2\\sqrt{3}``, ``4\\pi``).  Any
+small exponent, parentheses and braces, implicit products (``2\\sqrt{3}``, ``4\\pi``); tuples
+and intervals of such numbers (an interval's endpoint may be ``\\infty``), and sets of them
+(``\\{1, 3\\}``, compared as sets).  Any
 other token (a variable, ``e``, ``i``, a unit, ``\\circ``, a comma outside a tuple) makes it
 return None, and math-verify decides.  Nothing is evaluated with ``eval``.
 
@@ -17,6 +20,7 @@ of 1: math-verify rounds decimals to 6 places), and None in between.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -218,6 +222,23 @@ class Polynomial:
     values: tuple[Fraction, ...]
 
 
+@dataclass(frozen=True)
+class NumberSet:
+    """A set of closed-form numbers, ``\\{1, \\frac{1}{2}\\}``."""
+
+    values: tuple[float, ...]
+
+
+#: ``\{...\}`` (also ``\left\{...\right\}``) with no brace-set inside.
+_SET_RE = re.compile(r"(?:\\left\s*)?\\\{(?P<inner>(?:(?!\\[{}]).)*?)(?:\\right\s*)?\\\}", re.S)
+_INFINITY = {("\\infty",): math.inf, ("+", "\\infty"): math.inf, ("-", "\\infty"): -math.inf}
+
+
+def _endpoint(tokens: list[str]) -> float:
+    """An interval's endpoint: a closed-form number or (+/-) ``\\infty``."""
+    return _INFINITY.get(tuple(tokens)) or _scalar(tokens)
+
+
 def _split_top(tokens: list[str]) -> list[list[str]]:
     parts: list[list[str]] = [[]]
     depth = 0
@@ -233,14 +254,21 @@ def _split_top(tokens: list[str]) -> list[list[str]]:
     return parts
 
 
-def value_of(text: str) -> float | Polynomial | tuple[str, tuple[float, ...], str] | None:
+def value_of(text: str) -> float | Polynomial | NumberSet | tuple[str, tuple[float, ...], str] | None:
     """The value of a closed-form numeric answer, a :class:`Polynomial` for an expression
-    in variables, a tuple/interval as ``(open, values, close)``, or None when it is outside
-    the subset this module reads."""
+    in variables, a tuple/interval as ``(open, values, close)`` (the bracket at an infinite
+    endpoint is always open: math-verify reads ``[-\\infty, 3]`` as ``(-\\infty, 3]``), a
+    :class:`NumberSet`, or None when it is outside the subset this module reads."""
     s = text.strip().strip("$").strip()
     if not s or len(s) > MAX_CHARS or _WORD_RE.search(_CMD_RE.sub(" ", s)):
         return None  # a word is prose or a unit, not a product of variables
     try:
+        braced = _SET_RE.fullmatch(s)
+        if braced is not None:
+            tokens = _tokens(braced.group("inner"))
+            if not tokens:
+                return None  # the empty set: math-verify decides
+            return NumberSet(tuple(_scalar(p) for p in _split_top(tokens)))
         tokens = _tokens(s)
         if not tokens or "=" in tokens:
             return None
@@ -250,7 +278,12 @@ def value_of(text: str) -> float | Polynomial | tuple[str, tuple[float, ...], st
             return Polynomial(tuple(_scalar(tokens, env) for env in _POINTS))
         if tokens[0] in ("(", "[") and tokens[-1] in (")", "]") and "," in tokens:
             parts = _split_top(tokens[1:-1])
-            if len(parts) > 1:
+            if len(parts) == 2:  # an interval or a point: an endpoint may be infinite
+                lo, hi = _endpoint(parts[0]), _endpoint(parts[1])
+                opening = "(" if math.isinf(lo) else tokens[0]
+                closing = ")" if math.isinf(hi) else tokens[-1]
+                return opening, (lo, hi), closing
+            if len(parts) > 2:
                 return tokens[0], tuple(_scalar(p) for p in parts), tokens[-1]
         if "," in tokens:
             return None
@@ -260,6 +293,8 @@ def value_of(text: str) -> float | Polynomial | tuple[str, tuple[float, ...], st
 
 
 def _close(a: float, b: float) -> bool | None:
+    if math.isinf(a) or math.isinf(b):
+        return a == b
     diff = abs(a - b)
     scale = max(1.0, abs(a), abs(b))
     if diff <= 1e-9 * scale:
@@ -307,9 +342,13 @@ def compare(gold: str, pred: str) -> bool | None:
         return g == p
     if isinstance(g, float):
         return _close(g, p)  # type: ignore[arg-type]
+    if isinstance(g, NumberSet):
+        return _compare_sets(g.values, p.values)  # type: ignore[union-attr]
     (g_open, g_vals, g_close), (p_open, p_vals, p_close) = g, p  # type: ignore[misc]
     if len(g_vals) != len(p_vals):
         return None
+    if _maybe_empty(g) or _maybe_empty(p):
+        return None  # math-verify reads [5, 3) as the empty set, equal to [6, 2)
     verdicts = [_close(a, b) for a, b in zip(g_vals, p_vals)]
     if False in verdicts:
         return False
@@ -320,3 +359,27 @@ def compare(gold: str, pred: str) -> bool | None:
     if g_open + g_close in ("[)", "(]") or p_open + p_close in ("[)", "(]"):
         return False  # a half-open interval against any other interval or a point
     return None  # "(1, 2)" against "[1, 2]": a point or an interval, math-verify decides
+
+
+def _maybe_empty(interval: tuple[str, tuple[float, ...], str]) -> bool:
+    """A half-open interval whose lower end is not clearly below its upper end (empty, or nearly)."""
+    opening, vals, closing = interval
+    if opening + closing not in ("[)", "(]") or len(vals) != 2:
+        return False
+    return not (vals[0] < vals[1] and _close(vals[0], vals[1]) is False)
+
+
+def _compare_sets(gold: tuple[float, ...], pred: tuple[float, ...]) -> bool | None:
+    """Sets of numbers: decided only when the elements of each set are clearly apart (no
+    duplicates, no near values), so that matching them in sorted order is the only matching."""
+    for values in (gold, pred):
+        if len(values) > 32 or any(_close(a, b) is not False for a, b in itertools.combinations(values, 2)):
+            return None
+    if len(gold) != len(pred):
+        return False
+    verdicts = [_close(a, b) for a, b in zip(sorted(gold), sorted(pred))]
+    if False in verdicts:
+        return False
+    if None in verdicts:
+        return None
+    return True

@@ -51,7 +51,10 @@ from srpo_reward.grading import choice_letter, grade_answer, parse_number
         pytest.param("1+x^2", "x^2+1", True, "numeric", id="numeric-expression"),
         pytest.param("2\\sin x \\cos x", "\\sin 2x", True, "math_verify", id="mv-trig-identity"),
         pytest.param("3\\pi", "3π", True, "math_verify", id="mv-pi-unicode"),
-        pytest.param("\\{2,1\\}", "\\{1,2\\}", True, "math_verify", id="mv-set"),
+        pytest.param("\\{2,1\\}", "\\{1,2\\}", True, "numeric", id="numeric-set"),
+        pytest.param("\\{2\\}", "\\{1,2\\}", False, "numeric", id="numeric-set-missing-element"),
+        pytest.param("[-\\infty, 3]", "(-\\infty,3]", True, "numeric", id="numeric-infinite-end-is-open"),
+        pytest.param("\\{x,1\\}", "\\{1,x\\}", True, "math_verify", id="mv-set-of-expressions"),
         pytest.param("2x+1", "y=2x+1", True, "numeric", id="numeric-equation-rhs"),
         pytest.param("\\frac{1}{3}", "\\frac{1}{2}", False, "numeric", id="numeric-wrong-fraction"),
         # words

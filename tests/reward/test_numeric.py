@@ -39,12 +39,21 @@ def test_reads_closed_forms(text, value):
 def test_reads_tuples_and_intervals():
     assert numeric.value_of("(2, -3)") == ("(", (2.0, -3.0), ")")
     assert numeric.value_of("[-1,\\frac{1}{2})") == ("[", (-1.0, 0.5), ")")
+    # an infinite endpoint's bracket is open, as math-verify reads it
+    assert numeric.value_of("[-\\infty, 3]") == ("(", (-math.inf, 3.0), "]")
+    assert numeric.value_of("[2, +\\infty)") == ("[", (2.0, math.inf), ")")
+
+
+def test_reads_sets():
+    assert numeric.value_of("\\{1, \\frac{1}{2}\\}") == numeric.NumberSet((1.0, 0.5))
+    assert numeric.value_of("\\left\\{-1,3\\right\\}") == numeric.NumberSet((-1.0, 3.0))
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        "e^{2}", "3i", "60^\\circ", "50\\%", "5!", "\\{1,2\\}", "1,2", "2^{100}", "9^{9^{9}}",
+        "e^{2}", "3i", "60^\\circ", "50\\%", "5!", "\\{\\}", "\\{x, 2\\}", "\\{1, \\{2\\}\\}", "\\infty",
+        "(1, \\infty, 2)", "\\{1, 2\\} \\cup \\{3\\}", "1,2", "2^{100}", "9^{9^{9}}",
         "\\sqrt{-4}", "(-8)^{1/3}", "\\frac{1}{0}", "1/2\\sqrt{2}", "\\log 2", "", "1" * 300, "\\frac12",
         "x^{20}", "\\sqrt{x}", "\\pi x", "\\sin x", "x plus y", "X+1", "x=1", "(x, 1)",
         "((x^{16})^{16})^{16}", "(" * 150 + "1" + ")" * 150,
@@ -80,13 +89,29 @@ FORMS = [
 ]
 
 
-def test_never_disagrees_with_math_verify():
+# Sets and intervals with infinite ends, where math-verify has rules of its own: duplicates
+# collapse, order does not count, an infinite end's bracket is ignored, a half-open interval
+# whose ends are reversed is the empty set (``[5, 3)`` equals ``[6, 2)``).
+SET_FORMS = [
+    "\\{1, 3\\}", "\\{3, 1\\}", "\\{1,3\\}", "\\left\\{1, 3\\right\\}", "\\{1, 1, 3\\}", "\\{1\\}", "\\{1, 3, 4\\}",
+    "\\{1, 4\\}", "\\{\\frac{1}{2}, 3\\}", "\\{0.5, 3\\}", "\\{-1, 3\\}", "\\{\\sqrt{2}, \\pi\\}", "\\{\\pi, \\sqrt 2\\}",
+    "\\{2\\}", "\\{2, 2\\}", "\\{2, 3\\}", "\\{2.0001, 3\\}", "(1, 3)", "2",
+    "(-\\infty, 3]", "(-\\infty,3]", "[-\\infty, 3]", "(-\\infty, 3)", "(-\\infty, 4]", "[3, \\infty)", "(3, \\infty)",
+    "[3, +\\infty)", "(\\infty, 3)", "(-\\infty, \\infty)", "(-\\infty,+\\infty)", "(-\\infty, 3.0000001]",
+    "[5, 3)", "[6, 2)", "(5, 3]", "[3, 3)", "(5, 3)", "[5, 3]",
+]
+
+
+def _agrees_with_math_verify(forms: list[str]) -> tuple[int, int]:
+    """Every verdict of the fast path on all pairs of ``forms`` equals math-verify's;
+    returns (pairs decided, pairs of the same kind)."""
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+
     def kind(s: str) -> type:
         return type(numeric.value_of(s.split("=")[-1]))
 
     decided = same_kind = 0
-    for gold, pred in itertools.product(FORMS, repeat=2):
+    for gold, pred in itertools.product(forms, repeat=2):
         same_kind += kind(gold) is kind(pred)
         verdict = numeric.compare(gold, pred)
         if verdict is None:
@@ -94,7 +119,22 @@ def test_never_disagrees_with_math_verify():
         decided += 1
         status, correct = math_verify_grade(gold, "\\boxed{" + pred + "}")
         assert status == "ok" and correct == verdict, (gold, pred, verdict)
+    return decided, same_kind
+
+
+def test_never_disagrees_with_math_verify():
+    decided, same_kind = _agrees_with_math_verify(FORMS)
     assert decided > 0.9 * same_kind  # it decides nearly all number-number and tuple-tuple pairs
+
+
+def test_sets_and_infinite_intervals_never_disagree_with_math_verify():
+    decided, same_kind = _agrees_with_math_verify(SET_FORMS)
+    assert decided > 0.6 * same_kind  # duplicates, empty and point-or-interval pairs go to math-verify
+    # math-verify's own rules, decided or left to it, never contradicted
+    assert numeric.compare("\\{1, 3\\}", "\\{3, 1\\}") is True
+    assert numeric.compare("(-\\infty, 3]", "[-\\infty, 3]") is True
+    assert numeric.compare("[5, 3)", "[6, 2)") is None
+    assert numeric.compare("\\{2\\}", "\\{2, 2\\}") is None
 
 
 def test_grade_answer_uses_it_and_math_verify_for_the_rest():
