@@ -9,9 +9,13 @@ It reads only that subset: digits, decimals, ``\\frac``/``\\dfrac``/``\\tfrac``,
 (also ``\\sqrt[n]{}``), ``\\pi``, ``+ - * /``, ``\\cdot``, ``\\times``, ``\\div``, ``^`` with a
 small exponent, parentheses and braces, implicit products (``2\\sqrt{3}``, ``4\\pi``); tuples
 and intervals of such numbers (an interval's endpoint may be ``\\infty``), and sets of them
-(``\\{1, 3\\}``, compared as sets).  Any
-other token (a variable, ``e``, ``i``, a unit, ``\\circ``, a comma outside a tuple) makes it
-return None, and math-verify decides.  Nothing is evaluated with ``eval``.
+(``\\{1, 3\\}``, compared as sets).  Expressions in one-letter variables are compared by
+their values at three fixed rational points: exactly (fractions) for polynomials and rational
+expressions, with floats where pi or a root of a constant enters (``\\frac{\\sqrt{3}}{4}a^2``,
+``\\pi r^2``; a root of a variable is refused, and so is a sum that cancels more than six
+digits).  Any other token (``e``, ``i``, a word, ``\\circ``, a comma outside a tuple) makes it
+return None, and math-verify decides; so does an answer ending in one of math-verify's unit
+letters (:data:`MATH_VERIFY_SHORT_UNITS`).  Nothing is evaluated with ``eval``.
 
 :func:`compare` decides only where math-verify cannot disagree: equal when the values agree
 to 1e-9 (relative), different when they differ by more than 1e-3 of the larger magnitude (and
@@ -58,6 +62,10 @@ class _Unsupported(Exception):
     pass
 
 
+class _Inexact(_Unsupported):
+    """pi or a root in an expression with variables: read again with floats."""
+
+
 def _tokens(s: str) -> list[str]:
     s = _SPACES_RE.sub(" ", s).strip()
     out: list[str] = []
@@ -78,14 +86,25 @@ def _tokens(s: str) -> list[str]:
     return out
 
 
+#: A float reading of an expression is refused when a sum's terms exceed its value by this
+#: factor (``\\pi + x^{16} - x^{16}``): cancellation would eat the digits the verdict needs.
+MAX_CANCELLATION = 1e6
+
+
 class _Reader:
     """Floats for constants; with ``env`` (values of the variables) exact fractions, and
-    no pi or roots."""
+    no pi or roots; with ``env`` and ``exact=False`` floats, pi, and roots of constants
+    (never of a variable: ``\\sqrt{x^2}`` is not ``x`` to math-verify)."""
 
-    def __init__(self, tokens: list[str], env: dict[str, Fraction] | None = None) -> None:
+    def __init__(self, tokens: list[str], env: dict[str, Fraction] | None = None, exact: bool = True) -> None:
         self.t = tokens
         self.i = 0
         self.env = env
+        self.exact = exact
+        #: Inside a root's radicand or index: variables refused.
+        self.constant_only = False
+        #: Largest magnitude of a sum's terms (float readings with variables).
+        self.largest_term = 0.0
 
     def peek(self) -> str | None:
         return self.t[self.i] if self.i < len(self.t) else None
@@ -102,6 +121,8 @@ class _Reader:
         while self.peek() in ("+", "-"):
             op = self.take()
             rhs = self.term()
+            if self.env is not None and not self.exact:
+                self.largest_term = max(self.largest_term, abs(value), abs(rhs))
             value = value + rhs if op == "+" else value - rhs
         return value
 
@@ -140,6 +161,8 @@ class _Reader:
         if self.env is not None:
             if exponent != int(exponent) or abs(exponent) > MAX_POLY_EXPONENT:
                 raise _Unsupported("exponent")
+            if not self.exact:
+                return base ** int(exponent)  # a float: OverflowError past 1e308
             bits = max(base.numerator.bit_length(), base.denominator.bit_length()) * abs(int(exponent))
             if bits > MAX_BITS:  # ((x^{16})^{16})^{16}: millions of digits
                 raise _Unsupported("too large")
@@ -161,10 +184,15 @@ class _Reader:
         tok = self.take()
         if self.env is not None:
             if tok in VARIABLES:
-                return self.env[tok]
+                if self.constant_only:
+                    raise _Unsupported("a variable under a root")
+                return self.env[tok] if self.exact else float(self.env[tok])
             if tok[0].isdigit() or tok[0] == ".":
-                return Fraction(tok)
-            raise _Unsupported(tok)  # pi, roots: not exact
+                return Fraction(tok) if self.exact else float(tok)
+            if tok != "\\pi":
+                raise _Unsupported(tok)
+            if self.exact:
+                raise _Inexact(tok)
         if tok == "\\pi":
             return math.pi
         if tok[0].isdigit() or tok[0] == ".":
@@ -188,9 +216,10 @@ class _Reader:
             den = self.group()
             return num / den
         if tok == "\\sqrt":
-            if self.env is not None:
-                raise _Unsupported("a root in an expression with variables")
+            if self.env is not None and self.exact:
+                raise _Inexact("a root in an expression with variables")
             self.take()
+            outer, self.constant_only = self.constant_only, True
             index = 2.0
             if self.peek() == "[":
                 self.take()
@@ -199,19 +228,22 @@ class _Reader:
                 if index != int(index) or not 2 <= index <= MAX_EXPONENT:
                     raise _Unsupported("root index")
             radicand = self.group() if self.peek() == "{" else self.atom_single()
+            self.constant_only = outer
             if radicand < 0:
                 raise _Unsupported("negative radicand")
-            return radicand ** (1.0 / index)
+            return float(radicand) ** (1.0 / index)
         return self.atom_single()
 
 
-def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None):
-    reader = _Reader(tokens, env)
+def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None, exact: bool = True):
+    reader = _Reader(tokens, env, exact)
     value = reader.expr()
     if reader.peek() is not None:
         raise _Unsupported(reader.peek())
-    if env is None and not math.isfinite(value):
+    if (env is None or not exact) and not math.isfinite(value):
         raise _Unsupported("not finite")
+    if reader.largest_term > MAX_CANCELLATION * abs(value):
+        raise _Unsupported("cancellation")
     return value
 
 
@@ -220,6 +252,14 @@ class Polynomial:
     """An expression in variables, as its exact values at :data:`_POINTS`."""
 
     values: tuple[Fraction, ...]
+
+
+@dataclass(frozen=True)
+class FloatExpression:
+    """An expression in variables with pi or roots of constants (``\\frac{\\sqrt{3}}{4}a^2``,
+    ``\\pi r^2 h``), as its float values at :data:`_POINTS`."""
+
+    values: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -275,7 +315,10 @@ def value_of(text: str) -> float | Polynomial | NumberSet | tuple[str, tuple[flo
         if any(t in VARIABLES for t in tokens):
             if "," in tokens:
                 return None
-            return Polynomial(tuple(_scalar(tokens, env) for env in _POINTS))
+            try:
+                return Polynomial(tuple(_scalar(tokens, env) for env in _POINTS))
+            except _Inexact:
+                return FloatExpression(tuple(_scalar(tokens, env, exact=False) for env in _POINTS))
         if tokens[0] in ("(", "[") and tokens[-1] in (")", "]") and "," in tokens:
             parts = _split_top(tokens[1:-1])
             if len(parts) == 2:  # an interval or a point: an endpoint may be infinite
@@ -304,6 +347,16 @@ def _close(a: float, b: float) -> bool | None:
     return None
 
 
+#: math-verify (through latex2sympy2_extended 1.11's ``units_regex``) strips a trailing unit
+#: after a digit, ``}`` or a space: ``\\pi r^{2} h`` is ``\\pi r^{2}`` (hours) and ``x+2t`` is
+#: ``x+2`` to it.  These are its units that this module could read as variables (one or two
+#: letters; longer words are refused anyway), with its optional plural ``s``; an answer that
+#: ends in one goes to math-verify, so the fast path never contradicts that reading.
+MATH_VERIFY_SHORT_UNITS = (
+    "ab am bc by c cc cm d dm ft g gm h hr kg km l lb lt m mm mp mt o pm rd rs s sq st t th yr".split()
+)
+_TRAILING_UNIT_RE = re.compile(r"(?:\d|\}|\s)\s*(?:%s)s?\s*$" % "|".join(sorted(MATH_VERIFY_SHORT_UNITS, key=len, reverse=True)))
+
 _ASSIGNMENT_RE = re.compile(r"^\s*([a-z])\s*=([^=]*)$")
 
 
@@ -322,6 +375,8 @@ def compare(gold: str, pred: str) -> bool | None:
 
     Equations follow math-verify: ``y=2x+1`` against ``y = 1 + 2x`` compares the right
     sides, against ``x=2x+1`` is different, against a bare ``2x+1`` compares the right side."""
+    if _TRAILING_UNIT_RE.search(gold) or _TRAILING_UNIT_RE.search(pred):
+        return None  # math-verify drops a trailing unit-like letter (``2t`` is 2 to it)
     g_side, p_side = _split_assignment(gold), _split_assignment(pred)
     if g_side is None or p_side is None:
         return None
@@ -336,10 +391,14 @@ def compare(gold: str, pred: str) -> bool | None:
         return None
     if g_var is not None and p_var is not None and g_var != p_var:
         return False  # x=1 is not y=1
+    if {type(g), type(p)} == {Polynomial, FloatExpression}:
+        g, p = (FloatExpression(tuple(map(float, v.values))) if isinstance(v, Polynomial) else v for v in (g, p))
     if type(g) is not type(p):
         return None  # a number against a tuple: math-verify's reading of either may differ
     if isinstance(g, Polynomial):
         return g == p
+    if isinstance(g, FloatExpression):
+        return _all_close(g.values, p.values)  # type: ignore[union-attr]
     if isinstance(g, float):
         return _close(g, p)  # type: ignore[arg-type]
     if isinstance(g, NumberSet):
@@ -349,16 +408,24 @@ def compare(gold: str, pred: str) -> bool | None:
         return None
     if _maybe_empty(g) or _maybe_empty(p):
         return None  # math-verify reads [5, 3) as the empty set, equal to [6, 2)
-    verdicts = [_close(a, b) for a, b in zip(g_vals, p_vals)]
-    if False in verdicts:
-        return False
-    if None in verdicts:
-        return None
+    verdict = _all_close(g_vals, p_vals)
+    if verdict is not True:
+        return verdict
     if (g_open, g_close) == (p_open, p_close):
         return True
     if g_open + g_close in ("[)", "(]") or p_open + p_close in ("[)", "(]"):
         return False  # a half-open interval against any other interval or a point
     return None  # "(1, 2)" against "[1, 2]": a point or an interval, math-verify decides
+
+
+def _all_close(a: tuple[float, ...], b: tuple[float, ...]) -> bool | None:
+    """Pairwise: False if any pair clearly differs, None if any is too near to tell, else True."""
+    verdicts = [_close(x, y) for x, y in zip(a, b)]
+    if False in verdicts:
+        return False
+    if None in verdicts:
+        return None
+    return True
 
 
 def _maybe_empty(interval: tuple[str, tuple[float, ...], str]) -> bool:
@@ -377,9 +444,4 @@ def _compare_sets(gold: tuple[float, ...], pred: tuple[float, ...]) -> bool | No
             return None
     if len(gold) != len(pred):
         return False
-    verdicts = [_close(a, b) for a, b in zip(sorted(gold), sorted(pred))]
-    if False in verdicts:
-        return False
-    if None in verdicts:
-        return None
-    return True
+    return _all_close(tuple(sorted(gold)), tuple(sorted(pred)))
