@@ -259,6 +259,9 @@ ADVERSARIAL = [
     ("\\sqrt{" * 1000 + "2" + "}" * 1000, "2"),
     ("e^{e^{e^{e^{e}}}}", "1"),
     ("\\int_0^1 x^{10^{6}} dx", "0"),
+    # the closed-form reader's costliest inputs within its 200 characters: powers of sums of roots
+    ("((x+\\sqrt{2}+\\sqrt{3}+\\sqrt{5})^{16})^{16}+((y+\\sqrt{2}+\\sqrt{3}+\\sqrt{7})^{16})^{16}",
+     "((x+\\sqrt{2}+\\sqrt{3}+\\sqrt{5})^{16})^{16}+((y+\\sqrt{3}+\\sqrt{2}+\\sqrt{7})^{16})^{16}"),
 ]
 
 
@@ -268,7 +271,9 @@ def adversarial(threads: int) -> None:
     from srpo_reward import compute_score
     from srpo_reward.grading import grade_answer
 
-    grade_answer("x+1", "1+x")  # warm the workers
+    # warm the workers: a pair that only math-verify decides (the fast paths take x+1 vs 1+x)
+    warm = grade_answer("\\sin^2 x + \\cos^2 x", "1", timeout=60)
+    assert warm.method == "math_verify" and warm.correct, warm
     samples = []
     for ans, gold in ADVERSARIAL:
         samples.append((f"<think>t</think> <answer>\\boxed{{{ans}}}</answer> <reflection>r</reflection> "

@@ -10,10 +10,9 @@ It reads only that subset: digits, decimals, ``\\frac``/``\\dfrac``/``\\tfrac``,
 small exponent, parentheses and braces, implicit products (``2\\sqrt{3}``, ``4\\pi``); tuples
 and intervals of such numbers (an interval's endpoint may be ``\\infty``), and sets of them
 (``\\{1, 3\\}``, compared as sets).  Expressions in one-letter variables are compared by
-their values at three fixed rational points: exactly (fractions) for polynomials and rational
-expressions, with floats where pi or a root of a constant enters (``\\frac{\\sqrt{3}}{4}a^2``,
-``\\pi r^2``; a root of a variable is refused, and so is a sum that cancels more than six
-digits).  Any other token (``e``, ``i``, a word, ``\\circ``, a comma outside a tuple) makes it
+their exact values at three fixed rational points, pi being one more variable there and
+square roots of constants exact :class:`Surd` numbers (``\\frac{\\sqrt{3}}{4}a^2``,
+``\\pi r^2``; a root of a variable is refused).  Any other token (``e``, ``i``, a word, ``\\circ``, a comma outside a tuple) makes it
 return None, and math-verify decides; so does an answer ending in one of math-verify's unit
 letters (:data:`MATH_VERIFY_SHORT_UNITS`).  Nothing is evaluated with ``eval``.
 
@@ -29,6 +28,7 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 #: Largest exponent evaluated (beyond it, math-verify decides).
 MAX_EXPONENT = 64
@@ -46,10 +46,16 @@ MAX_POLY_EXPONENT = 16
 MAX_BITS = 8192
 #: Exact points at which expressions in variables are compared: two polynomials (or rational
 #: functions) of modest degree that agree at all of them are identical.
+#: pi is one more variable there (it is transcendental, so an identity in x and pi holds
+#: for the real pi exactly when it holds as a formal one).
 _POINTS = tuple(
-    {v: Fraction(1_000_003 + 7919 * k * (j + 1), 97 + j + 13 * k) for j, v in enumerate(sorted(VARIABLES))}
+    {v: Fraction(1_000_003 + 7919 * k * (j + 1), 97 + j + 13 * k) for j, v in enumerate(sorted(VARIABLES) + ["\\pi"])}
     for k in range(3)
 )
+#: Largest radicand (numerator times denominator) reduced to a square-free root.
+MAX_RADICAND = 10**8
+#: Most distinct square roots in one value (each new prime doubles them: work stays bounded).
+MAX_SURD_TERMS = 8
 _IGNORED = {"\\left", "\\right", "\\displaystyle"}
 _TIMES = {"\\cdot", "\\times", "*"}
 _FRACS = {"\\frac", "\\dfrac", "\\tfrac"}
@@ -62,8 +68,112 @@ class _Unsupported(Exception):
     pass
 
 
-class _Inexact(_Unsupported):
-    """pi or a root in an expression with variables: read again with floats."""
+def _square_free(n: int) -> tuple[int, int]:
+    """``(k, m)`` with ``n == k * k * m`` and ``m`` square-free (trial division)."""
+    k = m = 1
+    d = 2
+    while d * d <= n:
+        e = 0
+        while n % d == 0:
+            n //= d
+            e += 1
+        k *= d ** (e // 2)
+        m *= d ** (e % 2)
+        d += 1
+    return k, m * n
+
+
+class Surd:
+    """An exact number ``q_1 + q_2 \\sqrt{2} + q_3 \\sqrt{3} + ...``: rational coefficients
+    of square roots of square-free integers, ``{m: q}`` with no zero coefficient.  Division
+    only by a single term (``\\frac{x}{\\sqrt{5}}``); a sum of roots in a denominator is refused."""
+
+    __slots__ = ("c",)
+
+    def __init__(self, c: dict[int, Fraction]) -> None:
+        self.c = {m: q for m, q in c.items() if q}
+        if len(self.c) > MAX_SURD_TERMS:
+            raise _Unsupported("too many roots")
+        for q in self.c.values():
+            if max(q.numerator.bit_length(), q.denominator.bit_length()) > MAX_BITS:
+                raise _Unsupported("too large")
+
+    @staticmethod
+    def of(x: Any) -> Surd:
+        return x if isinstance(x, Surd) else Surd({1: Fraction(x)})
+
+    def rational(self) -> Fraction:
+        if set(self.c) - {1}:
+            raise _Unsupported("a root where a rational number is needed")
+        return self.c.get(1, Fraction(0))
+
+    def sqrt(self) -> Surd:
+        q = self.rational()
+        if q < 0 or q.numerator * q.denominator > MAX_RADICAND:
+            raise _Unsupported("radicand")
+        k, m = _square_free(q.numerator * q.denominator)  # sqrt(p/r) = sqrt(p r) / r
+        return Surd({m: Fraction(k, q.denominator)})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Surd) and self.c == other.c
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.c.items()))
+
+    def __repr__(self) -> str:
+        return f"Surd({self.c})"
+
+    def __add__(self, other: Any) -> Surd:
+        c = dict(self.c)
+        for m, q in Surd.of(other).c.items():
+            c[m] = c.get(m, 0) + q
+        return Surd(c)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Surd:
+        return Surd({m: -q for m, q in self.c.items()})
+
+    def __sub__(self, other: Any) -> Surd:
+        return self + -Surd.of(other)
+
+    def __rsub__(self, other: Any) -> Surd:
+        return Surd.of(other) - self
+
+    def __mul__(self, other: Any) -> Surd:
+        c: dict[int, Fraction] = {}
+        for m1, q1 in self.c.items():
+            for m2, q2 in Surd.of(other).c.items():
+                g = math.gcd(m1, m2)  # sqrt(m1 m2) = g sqrt(m1/g * m2/g), square-free again
+                m = (m1 // g) * (m2 // g)
+                c[m] = c.get(m, 0) + q1 * q2 * g
+        return Surd(c)
+
+    __rmul__ = __mul__
+
+    def inverse(self) -> Surd:
+        if len(self.c) != 1:
+            raise ZeroDivisionError("zero") if not self.c else _Unsupported("a sum in a denominator")
+        ((m, q),) = self.c.items()
+        return Surd({m: 1 / (q * m)})  # 1/(q sqrt(m)) = sqrt(m)/(q m)
+
+    def __truediv__(self, other: Any) -> Surd:
+        return self * Surd.of(other).inverse()
+
+    def __rtruediv__(self, other: Any) -> Surd:
+        return Surd.of(other) * self.inverse()
+
+    def __pow__(self, n: int) -> Surd:
+        base = self if n >= 0 else self.inverse()
+        out = Surd.of(1)
+        n = abs(n)
+        while n:  # by squaring
+            if n & 1:
+                out = out * base
+            n >>= 1
+            if n:
+                base = base * base
+        return out
 
 
 def _tokens(s: str) -> list[str]:
@@ -86,25 +196,17 @@ def _tokens(s: str) -> list[str]:
     return out
 
 
-#: A float reading of an expression is refused when a sum's terms exceed its value by this
-#: factor (``\\pi + x^{16} - x^{16}``): cancellation would eat the digits the verdict needs.
-MAX_CANCELLATION = 1e6
-
-
 class _Reader:
-    """Floats for constants; with ``env`` (values of the variables) exact fractions, and
-    no pi or roots; with ``env`` and ``exact=False`` floats, pi, and roots of constants
-    (never of a variable: ``\\sqrt{x^2}`` is not ``x`` to math-verify)."""
+    """Floats for constants; with ``env`` (values of the variables and of pi) exact
+    :class:`Surd` values, where a square root is taken of constants only (never of a
+    variable: ``\\sqrt{x^2}`` is not ``x`` to math-verify)."""
 
-    def __init__(self, tokens: list[str], env: dict[str, Fraction] | None = None, exact: bool = True) -> None:
+    def __init__(self, tokens: list[str], env: dict[str, Fraction] | None = None) -> None:
         self.t = tokens
         self.i = 0
         self.env = env
-        self.exact = exact
-        #: Inside a root's radicand or index: variables refused.
+        #: Inside a root's radicand or index: variables (and pi) refused.
         self.constant_only = False
-        #: Largest magnitude of a sum's terms (float readings with variables).
-        self.largest_term = 0.0
 
     def peek(self) -> str | None:
         return self.t[self.i] if self.i < len(self.t) else None
@@ -121,8 +223,6 @@ class _Reader:
         while self.peek() in ("+", "-"):
             op = self.take()
             rhs = self.term()
-            if self.env is not None and not self.exact:
-                self.largest_term = max(self.largest_term, abs(value), abs(rhs))
             value = value + rhs if op == "+" else value - rhs
         return value
 
@@ -159,13 +259,10 @@ class _Reader:
         self.take()
         exponent = self.group() if self.peek() == "{" else self.atom_single()
         if self.env is not None:
+            exponent = exponent.rational()
             if exponent != int(exponent) or abs(exponent) > MAX_POLY_EXPONENT:
                 raise _Unsupported("exponent")
-            if not self.exact:
-                return base ** int(exponent)  # a float: OverflowError past 1e308
-            bits = max(base.numerator.bit_length(), base.denominator.bit_length()) * abs(int(exponent))
-            if bits > MAX_BITS:  # ((x^{16})^{16})^{16}: millions of digits
-                raise _Unsupported("too large")
+            # Surd refuses a coefficient past MAX_BITS: ((x^{16})^{16})^{16} has millions of digits
             return base ** int(exponent)
         if abs(exponent) > MAX_EXPONENT:
             raise _Unsupported("exponent")
@@ -183,16 +280,13 @@ class _Reader:
         """A one-token argument (``\\sqrt 3``, ``x^2``): a number, pi or a variable."""
         tok = self.take()
         if self.env is not None:
-            if tok in VARIABLES:
+            if tok in VARIABLES or tok == "\\pi":
                 if self.constant_only:
-                    raise _Unsupported("a variable under a root")
-                return self.env[tok] if self.exact else float(self.env[tok])
+                    raise _Unsupported("a variable or pi under a root")
+                return Surd.of(self.env[tok])
             if tok[0].isdigit() or tok[0] == ".":
-                return Fraction(tok) if self.exact else float(tok)
-            if tok != "\\pi":
-                raise _Unsupported(tok)
-            if self.exact:
-                raise _Inexact(tok)
+                return Surd.of(Fraction(tok))
+            raise _Unsupported(tok)
         if tok == "\\pi":
             return math.pi
         if tok[0].isdigit() or tok[0] == ".":
@@ -216,8 +310,6 @@ class _Reader:
             den = self.group()
             return num / den
         if tok == "\\sqrt":
-            if self.env is not None and self.exact:
-                raise _Inexact("a root in an expression with variables")
             self.take()
             outer, self.constant_only = self.constant_only, True
             index = 2.0
@@ -225,41 +317,38 @@ class _Reader:
                 self.take()
                 index = self.expr()
                 self.take("]")
+                if self.env is not None:
+                    index = index.rational()
                 if index != int(index) or not 2 <= index <= MAX_EXPONENT:
                     raise _Unsupported("root index")
             radicand = self.group() if self.peek() == "{" else self.atom_single()
             self.constant_only = outer
+            if self.env is not None:
+                if index != 2:
+                    raise _Unsupported("a cube root in an expression with variables")
+                return radicand.sqrt()
             if radicand < 0:
                 raise _Unsupported("negative radicand")
-            return float(radicand) ** (1.0 / index)
+            return radicand ** (1.0 / index)
         return self.atom_single()
 
 
-def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None, exact: bool = True):
-    reader = _Reader(tokens, env, exact)
+def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None):
+    reader = _Reader(tokens, env)
     value = reader.expr()
     if reader.peek() is not None:
         raise _Unsupported(reader.peek())
-    if (env is None or not exact) and not math.isfinite(value):
+    if env is None and not math.isfinite(value):
         raise _Unsupported("not finite")
-    if reader.largest_term > MAX_CANCELLATION * abs(value):
-        raise _Unsupported("cancellation")
     return value
 
 
 @dataclass(frozen=True)
 class Polynomial:
-    """An expression in variables, as its exact values at :data:`_POINTS`."""
+    """An expression in variables (with pi and square roots of constants), as its exact
+    values (:class:`Surd`) at :data:`_POINTS`."""
 
-    values: tuple[Fraction, ...]
-
-
-@dataclass(frozen=True)
-class FloatExpression:
-    """An expression in variables with pi or roots of constants (``\\frac{\\sqrt{3}}{4}a^2``,
-    ``\\pi r^2 h``), as its float values at :data:`_POINTS`."""
-
-    values: tuple[float, ...]
+    values: tuple[Surd, ...]
 
 
 @dataclass(frozen=True)
@@ -315,10 +404,7 @@ def value_of(text: str) -> float | Polynomial | NumberSet | tuple[str, tuple[flo
         if any(t in VARIABLES for t in tokens):
             if "," in tokens:
                 return None
-            try:
-                return Polynomial(tuple(_scalar(tokens, env) for env in _POINTS))
-            except _Inexact:
-                return FloatExpression(tuple(_scalar(tokens, env, exact=False) for env in _POINTS))
+            return Polynomial(tuple(_scalar(tokens, env) for env in _POINTS))
         if tokens[0] in ("(", "[") and tokens[-1] in (")", "]") and "," in tokens:
             parts = _split_top(tokens[1:-1])
             if len(parts) == 2:  # an interval or a point: an endpoint may be infinite
@@ -391,14 +477,10 @@ def compare(gold: str, pred: str) -> bool | None:
         return None
     if g_var is not None and p_var is not None and g_var != p_var:
         return False  # x=1 is not y=1
-    if {type(g), type(p)} == {Polynomial, FloatExpression}:
-        g, p = (FloatExpression(tuple(map(float, v.values))) if isinstance(v, Polynomial) else v for v in (g, p))
     if type(g) is not type(p):
         return None  # a number against a tuple: math-verify's reading of either may differ
     if isinstance(g, Polynomial):
         return g == p
-    if isinstance(g, FloatExpression):
-        return _all_close(g.values, p.values)  # type: ignore[union-attr]
     if isinstance(g, float):
         return _close(g, p)  # type: ignore[arg-type]
     if isinstance(g, NumberSet):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from fractions import Fraction
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_reads_sets():
         "e^{2}", "3i", "60^\\circ", "50\\%", "5!", "\\{\\}", "\\{x, 2\\}", "\\{1, \\{2\\}\\}", "\\infty",
         "(1, \\infty, 2)", "\\{1, 2\\} \\cup \\{3\\}", "1,2", "2^{100}", "9^{9^{9}}",
         "\\sqrt{-4}", "(-8)^{1/3}", "\\frac{1}{0}", "1/2\\sqrt{2}", "\\log 2", "", "1" * 300, "\\frac12",
-        "x^{20}", "\\sqrt{x}", "\\sqrt{x^2}", "\\frac{1}{\\sqrt{x}}", "\\pi + x^{16} - x^{16}", "\\sin x", "x plus y", "X+1", "x=1", "(x, 1)",
+        "x^{20}", "\\sqrt{x}", "\\sqrt{x^2}", "\\frac{1}{\\sqrt{x}}", "\\sqrt[3]{2}x", "\\frac{x}{1+\\sqrt{2}}", "\\sin x", "x plus y", "X+1", "x=1", "(x, 1)",
         "((x^{16})^{16})^{16}", "(" * 150 + "1" + ")" * 150,
     ],
 )
@@ -63,15 +64,17 @@ def test_anything_else_is_left_to_math_verify(text):
     assert numeric.value_of(text) is None
 
 
-def test_reads_expressions_with_pi_and_roots_of_constants_as_floats():
-    got = numeric.value_of("\\frac{\\sqrt{3}}{4}a^2")
-    assert isinstance(got, numeric.FloatExpression)
-    a = [float(p["a"]) for p in numeric._POINTS]
-    assert got.values == pytest.approx([math.sqrt(3) / 4 * v * v for v in a], rel=1e-12)
-    assert isinstance(numeric.value_of("x^2+1"), numeric.Polynomial)  # exact where it can be
+def test_reads_expressions_with_pi_and_roots_exactly():
+    got = numeric.value_of("\\frac{\\sqrt{12}}{8}a^2")
+    a = [p["a"] for p in numeric._POINTS]
+    assert got == numeric.Polynomial(tuple(numeric.Surd({3: v * v / 4}) for v in a))  # sqrt(12) = 2 sqrt(3)
+    assert numeric.value_of("\\frac{x}{\\sqrt{5}}") == numeric.value_of("\\frac{\\sqrt{5}}{5}x")
     assert numeric.compare("\\pi r^2", "r^2\\pi") is True
-    assert numeric.compare("\\frac{x}{2}", "\\frac{\\sqrt{4}}{4}x") is True  # exact against float
+    assert numeric.compare("\\sqrt{2}\\sqrt{6}x", "2\\sqrt{3}x") is True
     assert numeric.compare("2\\pi r", "\\pi r") is False
+    # exact, so a term a million times smaller still counts (floats would call these equal)
+    assert numeric.compare("\\sqrt{3}\\frac{1}{x} + \\frac{\\pi}{3}r^3", "\\frac{\\pi}{3}r^3 + \\frac{\\pi}{3}\\frac{1}{x}") is False
+    assert numeric.compare("x^2 + \\pi", "x^2 + \\frac{355}{113}") is False
 
 
 def test_trailing_units_of_math_verify_are_left_to_it():
@@ -125,15 +128,17 @@ SET_FORMS = [
 ]
 
 
-# Geometry's answers: pi and roots of constants times variables, read with floats; trailing
-# letters math-verify takes for units; cancellation that floats cannot settle.
-FLOAT_FORMS = [
+# Geometry's answers: pi and roots of constants with variables; trailing letters math-verify
+# takes for units; decimals against pi and roots.
+ROOT_PI_FORMS = [
     "\\frac{\\sqrt{3}}{4}a^2", "\\frac{\\sqrt{3}a^2}{4}", "\\frac{a^2\\sqrt{3}}{4}", "0.25\\sqrt{3}a^2", "\\frac{\\sqrt{3}}{2}a^2",
     "\\frac{\\sqrt{3}}{4}a", "\\pi r^2", "r^2\\pi", "\\pi r^{2} h", "\\pi r^2h", "h\\pi r^2", "\\frac{1}{3}\\pi r^2 h",
     "\\frac{\\pi r^2 h}{3}", "2\\pi r", "\\pi d", "2 \\pi r", "\\pi r", "\\frac{\\sqrt{5}}{x}", "\\sqrt{5}/x",
     "\\frac{1}{x}\\sqrt{5}", "\\frac{x}{\\sqrt{5}}", "\\sqrt{5}x", "x", "\\pi x + \\pi", "\\pi(x+1)", "\\frac{\\pi}{x}",
     "\\sqrt{2}x", "x\\sqrt{2}", "\\sqrt{8}x", "2\\sqrt{2}x", "\\pi", "\\frac{x}{2}", "0.5x", "\\frac{\\sqrt{4}}{4}x",
     "\\sqrt[3]{2}x", "4\\pi r^2", "\\frac{4}{3}\\pi r^3", "x+2t", "x+2", "2t", "x^2 s", "x^2",
+    "0.5\\pi r^2", "\\frac{\\pi r^2}{2}", "3.14r^2", "0.433a^2", "\\sqrt{2}\\sqrt{6}x", "2\\sqrt{3}x", "\\sqrt{12}x",
+    "\\frac{x+1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}(x+1)", "\\pi^2 x", "x\\pi\\pi", "\\sqrt{\\frac{3}{4}}a", "\\frac{\\sqrt{3}}{2}a",
 ]
 
 
@@ -162,9 +167,9 @@ def test_never_disagrees_with_math_verify():
     assert decided > 0.9 * same_kind  # it decides nearly all number-number and tuple-tuple pairs
 
 
-def test_float_expressions_never_disagree_with_math_verify():
-    decided, same_kind = _agrees_with_math_verify(FLOAT_FORMS)
-    assert decided > 0.5 * len(FLOAT_FORMS) ** 2
+def test_expressions_with_pi_and_roots_never_disagree_with_math_verify():
+    decided, same_kind = _agrees_with_math_verify(ROOT_PI_FORMS)
+    assert decided > 0.5 * len(ROOT_PI_FORMS) ** 2
 
 
 def test_sets_and_infinite_intervals_never_disagree_with_math_verify():
@@ -182,3 +187,24 @@ def test_grade_answer_uses_it_and_math_verify_for_the_rest():
     assert grade_answer("\\boxed{(x+1)^2}", "x^2+2x+1").method == "numeric"
     grade = grade_answer("\\boxed{\\sin^2 x + \\cos^2 x}", "1", timeout=30)
     assert (grade.correct, grade.method) == (True, "math_verify")
+
+
+def _float(s: numeric.Surd) -> float:
+    return sum(float(q) * math.sqrt(m) for m, q in s.c.items())
+
+
+def test_surd_arithmetic_matches_floats():
+    import random
+
+    rng = random.Random(0)
+    roots = [numeric.Surd.of(Fraction(n, d)).sqrt() for n, d in [(2, 1), (3, 1), (12, 1), (3, 4), (8, 9), (6, 1), (50, 7)]]
+    assert roots[2] == numeric.Surd({3: Fraction(2)})  # sqrt(12) = 2 sqrt(3)
+    assert roots[0] * roots[0] == numeric.Surd.of(2)
+    for _ in range(300):
+        a = rng.choice(roots) * Fraction(rng.randint(-9, 9), rng.randint(1, 9)) + rng.randint(-5, 5)
+        b = rng.choice(roots) * Fraction(rng.randint(1, 9), rng.randint(1, 9))  # one term: invertible
+        for got, want in [(a + b, _float(a) + _float(b)), (a - b, _float(a) - _float(b)),
+                          (a * b, _float(a) * _float(b)), (a / b, _float(a) / _float(b)), (a ** 3, _float(a) ** 3)]:
+            assert _float(got) == pytest.approx(want, rel=1e-9, abs=1e-12)
+    with pytest.raises(numeric._Unsupported):
+        numeric.Surd.of(1) / (roots[0] + 1)  # a sum of roots in a denominator
