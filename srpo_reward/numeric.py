@@ -115,6 +115,8 @@ class Surd:
         return Surd({m: Fraction(k, q.denominator)})
 
     def __eq__(self, other: object) -> bool:
+        if isinstance(other, (int, Fraction)):
+            other = Surd.of(other)
         return isinstance(other, Surd) and self.c == other.c
 
     def __hash__(self) -> int:
@@ -205,6 +207,8 @@ class _Reader:
         self.t = tokens
         self.i = 0
         self.env = env
+        #: Surd values only where pi or a root enters; plain fractions are much faster.
+        self.surd = env is not None and ("\\pi" in tokens or "\\sqrt" in tokens)
         #: Inside a root's radicand or index: variables (and pi) refused.
         self.constant_only = False
 
@@ -259,11 +263,14 @@ class _Reader:
         self.take()
         exponent = self.group() if self.peek() == "{" else self.atom_single()
         if self.env is not None:
-            exponent = exponent.rational()
+            exponent = _rational(exponent)
             if exponent != int(exponent) or abs(exponent) > MAX_POLY_EXPONENT:
                 raise _Unsupported("exponent")
-            # Surd refuses a coefficient past MAX_BITS: ((x^{16})^{16})^{16} has millions of digits
-            return base ** int(exponent)
+            if isinstance(base, Fraction):  # ((x^{16})^{16})^{16}: millions of digits
+                bits = max(base.numerator.bit_length(), base.denominator.bit_length()) * abs(int(exponent))
+                if bits > MAX_BITS:
+                    raise _Unsupported("too large")
+            return base ** int(exponent)  # a Surd refuses a coefficient past MAX_BITS itself
         if abs(exponent) > MAX_EXPONENT:
             raise _Unsupported("exponent")
         if base < 0 and exponent != int(exponent):
@@ -283,9 +290,9 @@ class _Reader:
             if tok in VARIABLES or tok == "\\pi":
                 if self.constant_only:
                     raise _Unsupported("a variable or pi under a root")
-                return Surd.of(self.env[tok])
+                return Surd.of(self.env[tok]) if self.surd else self.env[tok]
             if tok[0].isdigit() or tok[0] == ".":
-                return Surd.of(Fraction(tok))
+                return Surd.of(Fraction(tok)) if self.surd else Fraction(tok)
             raise _Unsupported(tok)
         if tok == "\\pi":
             return math.pi
@@ -318,7 +325,7 @@ class _Reader:
                 index = self.expr()
                 self.take("]")
                 if self.env is not None:
-                    index = index.rational()
+                    index = _rational(index)
                 if index != int(index) or not 2 <= index <= MAX_EXPONENT:
                     raise _Unsupported("root index")
             radicand = self.group() if self.peek() == "{" else self.atom_single()
@@ -331,6 +338,10 @@ class _Reader:
                 raise _Unsupported("negative radicand")
             return radicand ** (1.0 / index)
         return self.atom_single()
+
+
+def _rational(value: Fraction | Surd) -> Fraction:
+    return value.rational() if isinstance(value, Surd) else value
 
 
 def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None):
