@@ -9,9 +9,9 @@ Corpora (every rollout text is distinct, so nothing is scored twice; answers rep
 within a group, as in GRPO):
 
 - ``realistic``: GRPO groups of ``--group`` SRPO five-block rollouts sharing one ground
-  truth, a different one for every group, ground truths written as MATH/MathVerse/Geometry3K-style sets write them (LaTeX
-  fractions, roots, pi, expressions, points, intervals, equations, degrees, a few letters
-  and integers), each rollout with a long reasoning (1-3 KB) and two answers drawn from
+  truth, a different one for every group, ground truths written as MATH/MathVerse/Geometry3K-style
+  sets write them (LaTeX fractions, roots, pi, expressions, points, intervals, equations,
+  degrees, a few letters and integers), each rollout with a long reasoning (1-3 KB) and two answers drawn from
   equivalent forms, a wrong answer and a near miss;
 - ``legacy``: the corpus this benchmark used before (mostly letters and integers).
 
@@ -82,7 +82,8 @@ TEMPLATES = [
     lambda k: (f"{24 + 6 * k}", [f"{24 + 6 * k}", f"{24 + 6 * k}.0"], [f"{12 + 3 * k}", f"{48 + 12 * k}"]),
     # What no fast path read when this corpus was written: sets, relations, infinite intervals,
     # roots of variables, e, complex numbers, matrices, trigonometry (the closed-form path has
-    # since learnt sets of numbers and infinite intervals; the corpus stays as it was).
+    # since learnt sets of numbers, infinite intervals and roots of constants over variables;
+    # the corpus stays as it was).
     lambda k: (f"\\{{1, {k + 2}\\}}", [f"\\{{1, {k + 2}\\}}", f"\\{{{k + 2}, 1\\}}", f"\\{{1,{k + 2}\\}}"],
                [f"\\{{1\\}}", f"\\{{1, {k + 3}\\}}"]),
     lambda k: (f"x \\geq {k + 5}", [f"x \\geq {k + 5}", f"x \\ge {k + 5}", f"{k + 5} \\leq x"], [f"x > {k + 5}", f"x \\leq {k + 5}"]),

@@ -12,9 +12,9 @@ and intervals of such numbers (an interval's endpoint may be ``\\infty``), and s
 (``\\{1, 3\\}``, compared as sets).  Expressions in one-letter variables are compared by
 their exact values at three fixed rational points, pi being one more variable there and
 square roots of constants exact :class:`Surd` numbers (``\\frac{\\sqrt{3}}{4}a^2``,
-``\\pi r^2``; a root of a variable is refused).  Any other token (``e``, ``i``, a word, ``\\circ``, a comma outside a tuple) makes it
-return None, and math-verify decides; so does an answer ending in one of math-verify's unit
-letters (:data:`MATH_VERIFY_SHORT_UNITS`).  Nothing is evaluated with ``eval``.
+``\\pi r^2``; a root of a variable is refused).  Any other token (``e``, ``i``, a word,
+``\\circ``, a comma outside a tuple) makes it return None, and math-verify decides; so does an
+answer ending in one of math-verify's unit letters (:data:`MATH_VERIFY_SHORT_UNITS`).  Nothing is evaluated with ``eval``.
 
 :func:`compare` decides only where math-verify cannot disagree: equal when the values agree
 to 1e-9 (relative), different when they differ by more than 1e-3 of the larger magnitude (and
@@ -23,6 +23,7 @@ of 1: math-verify rounds decimals to 6 places), and None in between.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -120,6 +121,8 @@ class Surd:
         return isinstance(other, Surd) and self.c == other.c
 
     def __hash__(self) -> int:
+        if set(self.c) <= {1}:  # equal to a Fraction, so hashed like it
+            return hash(self.c.get(1, Fraction(0)))
         return hash(frozenset(self.c.items()))
 
     def __repr__(self) -> str:
@@ -199,9 +202,9 @@ def _tokens(s: str) -> list[str]:
 
 
 class _Reader:
-    """Floats for constants; with ``env`` (values of the variables and of pi) exact
-    :class:`Surd` values, where a square root is taken of constants only (never of a
-    variable: ``\\sqrt{x^2}`` is not ``x`` to math-verify)."""
+    """Floats for constants; with ``env`` (values of the variables and of pi) exact values:
+    fractions, or :class:`Surd` numbers where pi or a root enters, a square root being taken
+    of constants only (never of a variable: ``\\sqrt{x^2}`` is not ``x`` to math-verify)."""
 
     def __init__(self, tokens: list[str], env: dict[str, Fraction] | None = None) -> None:
         self.t = tokens
@@ -357,9 +360,9 @@ def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None):
 @dataclass(frozen=True)
 class Polynomial:
     """An expression in variables (with pi and square roots of constants), as its exact
-    values (:class:`Surd`) at :data:`_POINTS`."""
+    values at :data:`_POINTS` (fractions, or :class:`Surd` numbers where pi or a root enters)."""
 
-    values: tuple[Surd, ...]
+    values: tuple[Fraction | Surd, ...]
 
 
 @dataclass(frozen=True)
@@ -400,7 +403,14 @@ def value_of(text: str) -> float | Polynomial | NumberSet | tuple[str, tuple[flo
     endpoint is always open: math-verify reads ``[-\\infty, 3]`` as ``(-\\infty, 3]``), a
     :class:`NumberSet`, or None when it is outside the subset this module reads."""
     s = text.strip().strip("$").strip()
-    if not s or len(s) > MAX_CHARS or _WORD_RE.search(_CMD_RE.sub(" ", s)):
+    if not s or len(s) > MAX_CHARS:
+        return None
+    return _value_of(s)
+
+
+@functools.lru_cache(maxsize=4096)  # a group's ground truth is read for each of its answers
+def _value_of(s: str) -> float | Polynomial | NumberSet | tuple[str, tuple[float, ...], str] | None:
+    if _WORD_RE.search(_CMD_RE.sub(" ", s)):
         return None  # a word is prose or a unit, not a product of variables
     try:
         braced = _SET_RE.fullmatch(s)

@@ -199,7 +199,8 @@ def test_surd_arithmetic_matches_floats():
     rng = random.Random(0)
     roots = [numeric.Surd.of(Fraction(n, d)).sqrt() for n, d in [(2, 1), (3, 1), (12, 1), (3, 4), (8, 9), (6, 1), (50, 7)]]
     assert roots[2] == numeric.Surd({3: Fraction(2)})  # sqrt(12) = 2 sqrt(3)
-    assert roots[0] * roots[0] == numeric.Surd.of(2)
+    assert roots[0] * roots[0] == numeric.Surd.of(2) == Fraction(2)
+    assert hash(numeric.Surd.of(Fraction(2, 3))) == hash(Fraction(2, 3))  # equal, so hashed alike
     for _ in range(300):
         a = rng.choice(roots) * Fraction(rng.randint(-9, 9), rng.randint(1, 9)) + rng.randint(-5, 5)
         b = rng.choice(roots) * Fraction(rng.randint(1, 9), rng.randint(1, 9))  # one term: invertible
