@@ -11,6 +11,10 @@ What it adds to verl, and nothing else:
 - it refuses the legacy top-level ``custom_reward_function`` key, which verl
   0.9.1 composes without error but ignores at run time (the run would then be
   scored by verl's default scorer);
+- it honours ``algorithm.filter_groups.max_num_gen_batches``, which verl 0.9.1's V1 trainer
+  ignores: a step that spends that many generation rounds without a full batch (every group
+  without spread in ``acc``, e.g. a policy that never writes the format) stops the run with
+  :class:`RefillBoundError` instead of refilling forever (:func:`srpo_replay_buffer_cls`);
 - it logs ``training/srpo/*`` every step (fix/break rates, means of the reward's
   terms: see :mod:`recipe.srpo.metrics`), which verl's trainer logs only for
   validation.  This is done by swapping verl's registered ``sync`` trainer for a
@@ -31,6 +35,8 @@ logs ``training/srpo/prefilter/*`` from trained + evicted.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import hydra
@@ -42,18 +48,86 @@ from recipe.srpo.checks import ConfigError, check_no_legacy_reward_key
 logger = logging.getLogger(__name__)
 
 
-def srpo_replay_buffer_cls() -> type:
-    """verl's sync ``ReplayBuffer`` that keeps the reward dicts of the train groups it deletes.
+class RefillBoundError(RuntimeError):
+    """A GRPO step spent ``algorithm.filter_groups.max_num_gen_batches`` generation rounds without a full batch."""
 
-    ``_clear_groups`` is where verl 0.9.1 deletes the groups its online filter evicted (and the
-    surplus groups it does not train on) from TransferQueue; this override reads their
-    ``extra_fields`` first.  :meth:`pop_evicted_infos` hands them to the trainer once per step.
+
+@dataclass
+class StepRounds:
+    """One step's generation rounds under the online filter (the state of :class:`RefillBound`)."""
+
+    #: prompts of the step's first round (verl's ``prepare_step`` submits ``train_batch_size``)
+    first_round: int
+    #: prompts the buffer may still ask for beyond the first round
+    budget: int
+    #: prompts refilled so far this step
+    refilled: int = 0
+    #: groups the filter evicted this step, by the value every response shared (``{0.0: 12}``)
+    evicted_by_value: Counter = field(default_factory=Counter)
+
+    def take(self, wanted: int) -> int:
+        granted = max(0, min(wanted, self.budget - self.refilled))
+        self.refilled += granted
+        return granted
+
+    @property
+    def exhausted(self) -> bool:
+        return self.refilled >= self.budget
+
+    @property
+    def rounds(self) -> float:
+        return (self.first_round + self.refilled) / self.first_round
+
+
+def refill_bound_message(
+    step: int, metric: str, max_rounds: int, rounds: StepRounds, kept: int, batch_size: int, evicted: list[dict]
+) -> str:
+    """The error a step without a full batch ends with: the cause, the rounds spent, what the policy wrote."""
+    values = ", ".join(f"{metric}={value:g} in every response: {n} group(s)" for value, n in sorted(rounds.evicted_by_value.items()))
+    scores = [float(info["score"]) for info in evicted if isinstance(info.get("score"), (int, float))]
+    formats = [float(info["format"]) for info in evicted if isinstance(info.get("format"), (int, float))]
+    last = "no reward dicts of the evicted responses were readable"
+    if scores:
+        last = f"mean reward {sum(scores) / len(scores):.3f}"
+        if formats:
+            last += f", well-formed rate {sum(formats) / len(formats):.1%}"
+        last += f" over the {len(scores)} evicted responses"
+    return (
+        f"GRPO step {step} stopped after {rounds.rounds:g} generation rounds "
+        f"({rounds.first_round + rounds.refilled} prompts) without a full batch: the online filter "
+        f"(algorithm.filter_groups, metric {metric!r}) evicted every group without spread in {metric!r} "
+        f"({values or 'no group'}), and only {kept} of the {batch_size} groups a batch needs had spread. "
+        f"Last rounds: {last}. "
+        "A well-formed rate near 0 means the policy does not write the SRPO format: check the SFT stage "
+        "(its data must have the five blocks, and it must train long enough), or the policy path. "
+        f"An all-right {metric} means the prompts are too easy for the policy. "
+        f"algorithm.filter_groups.max_num_gen_batches={max_rounds} bounds the rounds per step "
+        "(0: no bound, verl 0.9.1's own behaviour, which refills forever)."
+    )
+
+
+def srpo_replay_buffer_cls() -> type:
+    """verl's sync ``ReplayBuffer`` that keeps the evicted groups' reward dicts and bounds the refills.
+
+    - ``_clear_groups`` is where verl 0.9.1 deletes the groups its online filter evicted (and the
+      surplus groups it does not train on) from TransferQueue; this override reads their
+      ``extra_fields`` first.  :meth:`pop_evicted_infos` hands them to the trainer once per step.
+    - The refill bound: verl 0.9.1's V1 trainer ignores ``algorithm.filter_groups.max_num_gen_batches``
+      (``verl/trainer/ppo/v1/trainer_base.py:205-211`` only logs a warning), so a policy whose groups
+      never have spread (a random or format-less policy: ``acc`` 0 everywhere) refills forever.  Here
+      ``sample`` counts the prompts refilled in one step; with ``srpo_max_rounds`` > 0, once
+      ``(max_rounds - 1) * train_batch_size`` prompts beyond the first round were asked for and all of
+      them finished without a full batch, it raises :class:`RefillBoundError`
+      (:func:`refill_bound_message`).  Set by :func:`srpo_trainer_cls` from the config.
     """
     from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
     from recipe.srpo.metrics import reward_infos_from_extra_fields
 
     class SRPOReplayBuffer(ReplayBuffer):
+        #: algorithm.filter_groups.max_num_gen_batches (0: no bound)
+        srpo_max_rounds: int = 0
+
         def _clear_groups(self, partition_id: str, uids: set[str]) -> None:
             if partition_id == "train" and uids:
                 import transfer_queue as tq
@@ -71,7 +145,71 @@ def srpo_replay_buffer_cls() -> type:
             """The reward dicts recorded since the last call (the step's evicted and surplus responses)."""
             return self.__dict__.pop("srpo_evicted_infos", [])
 
+        # ---------------------------------------------------------------- the refill bound
+        def sample(self, global_steps: int, partition_id: str, batch_size: int):
+            bounded = (
+                partition_id == "train" and self.filter_groups_metric is not None and self.srpo_max_rounds > 0
+            )
+            if bounded:
+                first = int(self.train_batch_size or batch_size)
+                self._srpo_rounds = StepRounds(first_round=first, budget=(self.srpo_max_rounds - 1) * first)
+                self._srpo_step = (global_steps, batch_size)
+            try:
+                return super().sample(global_steps, partition_id, batch_size)
+            finally:
+                self.__dict__.pop("_srpo_rounds", None)
+
+        def srpo_refill(self, num_prompts: int) -> Any:
+            """verl's refill, within the step's remaining budget of prompts."""
+            rounds = self.__dict__.get("_srpo_rounds")
+            if rounds is not None:
+                num_prompts = rounds.take(num_prompts)
+                if num_prompts <= 0:
+                    return 0
+            return self.srpo_verl_refill(num_prompts)
+
+        def _evict_terminal_groups(self, global_steps, partition_id, eviction_reasons):
+            result = super()._evict_terminal_groups(global_steps, partition_id, eviction_reasons)
+            rounds = self.__dict__.get("_srpo_rounds")
+            if rounds is not None and partition_id == "train":
+                rounds.evicted_by_value.update(eviction_reasons[3])
+            return result
+
+        def _sampleable_terminal_keys(self, partition_id, eviction_reasons):
+            keys = super()._sampleable_terminal_keys(partition_id, eviction_reasons)
+            self._srpo_sampleable = len(keys)
+            return keys
+
+        def _wait_for_next_poll(self, partition_id: str, last_debug_time: float) -> float:
+            rounds = self.__dict__.get("_srpo_rounds")
+            inflight = len(self.pending_keys[partition_id]) + len(self.running_keys[partition_id])
+            if rounds is not None and partition_id == "train" and rounds.exhausted and inflight == 0:
+                step, batch_size = self._srpo_step
+                kept = self.__dict__.get("_srpo_sampleable", 0)
+                evicted = self.__dict__.get("srpo_evicted_infos", [])
+                raise RefillBoundError(
+                    refill_bound_message(step, str(self.filter_groups_metric), self.srpo_max_rounds, rounds, kept,
+                                         batch_size, evicted)
+                )
+            return super()._wait_for_next_poll(partition_id, last_debug_time)
+
     return SRPOReplayBuffer
+
+
+def install_refill_bound(buffer: Any, config: DictConfig) -> int:
+    """Give a :func:`srpo_replay_buffer_cls` buffer the config's ``max_num_gen_batches``; returns it."""
+    filter_groups = config.algorithm.get("filter_groups", None) or {}
+    max_rounds = int(filter_groups.get("max_num_gen_batches", 0) or 0) if filter_groups.get("enable", False) else 0
+    buffer.srpo_max_rounds = max(0, max_rounds)
+    if buffer.refill_fn is not None and getattr(buffer, "srpo_verl_refill", None) is None:
+        buffer.srpo_verl_refill = buffer.refill_fn
+        buffer.refill_fn = buffer.srpo_refill
+    if buffer.srpo_max_rounds:
+        logger.info(
+            "srpo: algorithm.filter_groups.max_num_gen_batches=%d is honoured by the recipe's replay buffer "
+            "(verl's warning that it is ignored does not apply)", buffer.srpo_max_rounds,
+        )
+    return buffer.srpo_max_rounds
 
 
 def srpo_trainer_cls() -> type:
@@ -91,9 +229,11 @@ def srpo_trainer_cls() -> type:
             # no state to construct, so the built object is switched to it rather than rebuilt.
             if type(buffer) is ReplayBuffer:
                 buffer.__class__ = buffer_cls
+                install_refill_bound(buffer, self.config)
             else:
                 logger.warning(
-                    "custom sampler %s: training/srpo/prefilter/* is not logged (the evicted groups cannot be read)",
+                    "custom sampler %s: training/srpo/prefilter/* is not logged (the evicted groups cannot be read) "
+                    "and algorithm.filter_groups.max_num_gen_batches is not enforced by the recipe",
                     type(buffer).__name__,
                 )
             return buffer

@@ -151,3 +151,90 @@ def test_check_config_refuses(overrides, match):
 
 def test_check_config_accepts_the_recipe():
     check_config(compose(GRPO_CONFIG, []))
+
+
+def refill_trainer(monkeypatch, groups, overrides, new_group):
+    """verl's replay-buffer factory over a FakeTransferQueue; each refilled prompt becomes ``new_group(n)``."""
+    import transfer_queue
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    fake = FakeTransferQueue(groups)
+    for name in ("kv_list", "kv_batch_get", "kv_clear"):
+        monkeypatch.setattr(transfer_queue, name, getattr(fake, name))
+    monkeypatch.setattr(PPOTrainer, "_compute_metrics", lambda self, *a: None)
+    refilled = []
+
+    def refill(n):
+        # Without the bound verl refills forever: fail instead of hanging.
+        assert len(refilled) < 200, "refilled 200 prompts: the bound did not stop the step"
+        for _ in range(n):
+            uid = f"r{len(refilled)}"
+            refilled.append(uid)
+            fake.store["train"].update(FakeTransferQueue({uid: (1, new_group(len(refilled)))}).store["train"])
+        return n
+
+    cls = srpo_trainer_cls()
+    trainer = cls.__new__(cls)
+    trainer.config = compose(GRPO_CONFIG, ["data.train_batch_size=2", *overrides])
+    trainer.trainer_mode = "sync"
+    trainer._add_prompts_to_generate = refill
+    trainer.replay_buffer = trainer._build_replay_buffer()
+    trainer.replay_buffer.poll_interval = 0.0
+    return trainer, refilled
+
+
+def scored(acc, fmt=0.0, score=0.0):
+    extra = reward(acc, acc)
+    extra["reward_extra_info"].update(format=float(fmt), score=float(score))
+    return extra
+
+
+def test_refill_bound_stops_a_step_whose_groups_never_have_spread(monkeypatch):
+    """A random policy: acc 0 and no format everywhere, so verl's filter evicts every group forever."""
+    from recipe.srpo.main_srpo import RefillBoundError
+
+    zero = lambda n: [scored(0), scored(0)]  # noqa: E731
+    trainer, refilled = refill_trainer(
+        monkeypatch, {"g0": (1, zero(0)), "g1": (1, zero(0))},
+        ["algorithm.filter_groups.max_num_gen_batches=3"], zero)
+    with pytest.raises(RefillBoundError) as err:
+        trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert len(refilled) == 4  # rounds 2 and 3: (3 - 1) x train_batch_size prompts, then the error
+    message = str(err.value)
+    assert "after 3 generation rounds (6 prompts)" in message
+    assert "evicted every group without spread in 'acc'" in message
+    assert "acc=0 in every response: 6 group(s)" in message
+    assert "only 0 of the 2 groups" in message
+    assert "mean reward 0.000, well-formed rate 0.0% over the 12 evicted responses" in message
+    assert "check the SFT stage" in message and "max_num_gen_batches=3" in message
+
+
+def test_refill_bound_lets_a_step_finish_within_the_bound(monkeypatch):
+    """Groups with spread arrive in the second round: the step gets its batch, no error."""
+    mixed = lambda n: [scored(0), scored(1)] if n >= 2 else [scored(1), scored(1)]  # noqa: E731
+    trainer, refilled = refill_trainer(
+        monkeypatch, {"g0": (1, [scored(1), scored(1)]), "g1": (1, [scored(0), scored(0)])},
+        ["algorithm.filter_groups.max_num_gen_batches=3"], mixed)
+    batch, metrics = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert metrics["training/filter_groups/evicted_samples"] >= 2
+    kept = {key.split("_")[0] for key in batch.keys}
+    assert len(kept) == 2 and kept <= {f"r{i}" for i in range(len(refilled))}
+    assert len(refilled) <= 4
+
+
+def test_refill_bound_zero_keeps_verls_unbounded_refill(monkeypatch):
+    """max_num_gen_batches=0: verl's behaviour (refill until a batch has spread), here reached at prompt 9."""
+    late = lambda n: [scored(0), scored(1)] if n >= 9 else [scored(0), scored(0)]  # noqa: E731
+    trainer, refilled = refill_trainer(
+        monkeypatch, {"g0": (1, [scored(0), scored(0)]), "g1": (1, [scored(0), scored(0)])},
+        ["algorithm.filter_groups.max_num_gen_batches=0"], late)
+    batch, _ = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert len(refilled) >= 10 and len({key.split("_")[0] for key in batch.keys}) == 2
+
+
+def test_recipe_bounds_the_refill_by_default():
+    from recipe.srpo.main_srpo import srpo_replay_buffer_cls
+
+    config = compose(GRPO_CONFIG, [])
+    assert config.algorithm.filter_groups.enable and config.algorithm.filter_groups.max_num_gen_batches == 10
+    assert srpo_replay_buffer_cls().srpo_max_rounds == 0  # the bound comes from the config, not the class
