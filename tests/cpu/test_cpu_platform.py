@@ -115,7 +115,8 @@ PG_CODE = """
 
 def test_process_group_backend_patch_makes_verls_backend_string_work():
     plain = run_python(PG_CODE.format(patch=""))
-    assert plain.returncode != 0  # what verl 0.9.1 builds on a CPU, unpatched
+    # what verl 0.9.1 builds on a CPU, unpatched: torch refuses the doubled device type
+    assert plain.returncode != 0 and "ValueError: Duplicate device type cpu" in plain.stderr, plain.stderr[-2000:]
     patched = run_python(PG_CODE.format(patch="from recipe.srpo.cpu.patches import patch_process_group_backend as p; assert p()"))
     assert patched.returncode == 0, patched.stderr[-2000:]
     assert "backend gloo" in patched.stdout
@@ -135,7 +136,8 @@ def test_fsdp_engine_found_on_the_cpu_platform():
         print(EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__)
     """
     plain = run_python(code, VERL_PLATFORM="cpu", VERL_USE_EXTERNAL_PLUGINS="none")
-    assert plain.returncode != 0 or "FSDP" not in plain.stdout  # without the plugin: no engine for "cpu"
+    # without the plugin verl has no platform "cpu" (so no engine for it)
+    assert plain.returncode != 0 and "ValueError: Unknown platform 'cpu'" in plain.stderr, plain.stderr[-2000:]
     proc = run_python(code, VERL_PLATFORM="cpu")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "FSDPEngineWithLMHead"
