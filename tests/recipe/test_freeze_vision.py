@@ -76,13 +76,55 @@ def test_install_wraps_build_module_once(forward_only, vision_trainable):
     assert module.lm.weight.requires_grad is True
 
 
-def test_verl_external_lib_hook_patches_its_fsdp_engine(tiny_qwen_dir):
-    """verl's HFModelConfig imports model.external_lib: with the recipe's config that installs the freeze."""
-    from verl.utils.config import omega_conf_to_dataclass
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
+#: A fresh interpreter that imports verl (never this recipe), composes the recipe's config with
+#: Hydra and builds the model config with verl's own ``omega_conf_to_dataclass``, as verl's
+#: trainers and workers do (``sft_trainer.py``: ``self.config.model``; ``engine_workers.py``:
+#: ``self.config.model`` of ``actor_rollout_ref``).  Only verl's ``model.external_lib`` hook
+#: (``HFModelConfig.__post_init__``) can then import the freeze (this test file imports
+#: recipe.srpo.freeze_vision itself, so the check cannot run in the pytest process).
+HOOK_PROBE = r"""
+import json, sys
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+import verl
+from verl.utils.config import omega_conf_to_dataclass
+from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
 
-    from recipe.srpo.dry_run import GRPO_CONFIG, compose
+config_dir, config_name, model_key, overrides = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+FLAG = "_srpo_freeze_vision_patched"
+with initialize_config_dir(config_dir=config_dir, version_base=None, job_name="hook_probe"):
+    cfg = compose(config_name=config_name, overrides=overrides)
+model_cfg = OmegaConf.select(cfg, model_key)
+before = {"imported": "recipe.srpo.freeze_vision" in sys.modules,
+          "patched": getattr(FSDPEngine._build_module, FLAG, False)}
+built = omega_conf_to_dataclass(model_cfg)
+print(json.dumps({"before": before, "external_lib": model_cfg.external_lib, "built": type(built).__name__,
+                  "imported": "recipe.srpo.freeze_vision" in sys.modules,
+                  "patched": getattr(FSDPEngine._build_module, FLAG, False)}))
+"""
 
-    cfg = compose(GRPO_CONFIG, [f"actor_rollout_ref.model.path={tiny_qwen_dir}"])
-    omega_conf_to_dataclass(cfg.actor_rollout_ref.model)
-    assert freeze_vision.is_installed(FSDPEngine)
+
+@pytest.mark.parametrize("config_name, model_key", [
+    pytest.param("srpo_trainer", "actor_rollout_ref.model", id="grpo-actor"),
+    pytest.param("srpo_sft", "model", id="sft"),
+])
+def test_verl_external_lib_hook_patches_its_fsdp_engine(tiny_qwen_dir, config_name, model_key):
+    """verl's HFModelConfig imports model.external_lib: with the recipe's config, that alone installs the freeze."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in {"VERL_PLATFORM", "VERL_USE_EXTERNAL_MODULES"}}
+    env["PYTHONPATH"] = str(root)  # so that verl's import of recipe.srpo.freeze_vision can find it
+    argv = [sys.executable, "-c", HOOK_PROBE, str(root / "recipe/srpo/config"), config_name, model_key,
+            json.dumps([f"{model_key}.path={tiny_qwen_dir}"])]
+    proc = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    # verl's platform plugins may import other recipe modules; never the freeze before the hook
+    assert got["before"] == {"imported": False, "patched": False}
+    assert got["external_lib"] == "recipe.srpo.freeze_vision" and got["built"] == "HFModelConfig"
+    assert got["imported"] is True and got["patched"] is True
