@@ -43,7 +43,8 @@ def test_normalize_ground_truth(gold, alternatives):
     ],
 )
 def test_grading_like_math_verify(pred, gold, correct):
-    assert grade_answer(pred, gold, timeout=30).correct is correct
+    g = grade_answer(pred, gold, timeout=30)
+    assert (g.correct, g.status) == (correct, "ok")  # a wrong row is a verdict, not a grader error
 
 
 @pytest.mark.parametrize(
@@ -88,8 +89,19 @@ def slow_worker(monkeypatch):
     grading.shutdown_pool()
 
 
-def test_both_answers_share_one_budget_and_both_time_out(slow_worker):
+def test_both_answers_share_one_budget_and_both_time_out(slow_worker, monkeypatch):
+    # One budget: both answers go to the worker in ONE round trip with ONE deadline (answers
+    # graded one by one would make two, each with its own budget).
+    trips = []
+    real = grading._Worker.grade_many
+
+    def grade_many(self, tasks, deadline, results):
+        trips.append([pred for _, pred in tasks])
+        return real(self, tasks, deadline, results)
+
+    monkeypatch.setattr(grading._Worker, "grade_many", grade_many)
     grades = grade_answers(["\\sin^3 x", "\\sin^4 x"], "\\sin^2 x", timeout=0.5)
+    assert trips == [["\\sin^3 x", "\\sin^4 x"]]
     assert [g.status for g in grades] == ["timeout", "timeout"]
     assert verdict_cache.data == {} or all(v[0] != "timeout" for v in verdict_cache.data.values())
 
@@ -125,21 +137,57 @@ def test_verdicts_written_together_are_all_read(monkeypatch):
         grading.shutdown_pool()
 
 
-def test_waiting_for_a_busy_worker_does_not_spend_the_budget(monkeypatch):
-    # verl's reward loop scores many samples at once from executor threads: with one worker,
-    # four samples that each need 0.3 s of grading queue for up to 0.9 s.  The 0.5 s budget is
-    # for grading, so every one gets its verdict instead of a timeout.
-    import concurrent.futures
+def test_waiting_for_a_busy_worker_does_not_spend_the_budget(monkeypatch, tmp_path):
+    # verl's reward loop scores many samples at once from executor threads.  With one worker,
+    # a sample that waits for it longer than its whole grading budget still gets its verdict:
+    # the budget is for grading.  No durations to tune: the first sample holds the worker until
+    # the test opens a gate, and the gate opens only after the second has waited twice its budget.
+    import threading
+    import time
 
+    budget = 2.0
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    monkeypatch.setenv("SRPO_TEST_STARTED", str(started))
+    monkeypatch.setenv("SRPO_TEST_GATE", str(gate))
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    monkeypatch.setattr(grading, "WORKER_TARGET", "_slow_grader:steady_grade")
+    monkeypatch.setattr(grading, "WORKER_TARGET", "_slow_grader:gated_grade")
     monkeypatch.setenv("SRPO_GRADER_WORKERS", "1")
     grading.shutdown_pool()
+    monkeypatch.setattr(grading, "_pool", None)  # a new pool, of the one worker asked for
     verdict_cache.clear()
+    queued = threading.Event()
+    real_acquire = grading._WorkerPool.acquire
+
+    def acquire(self, target, deadline):
+        if threading.current_thread().name == "queued":
+            queued.set()  # its budget is running: grade_answer took its start time before this
+        return real_acquire(self, target, deadline)
+
+    monkeypatch.setattr(grading._WorkerPool, "acquire", acquire)
+    grades = {}
+
+    def grade(name, pred, timeout):
+        grades[name] = grade_answer(pred, "y", timeout=timeout)
+
+    threads = [threading.Thread(target=grade, name="holder", args=("holder", "\\sin^3 x", 600)),
+               threading.Thread(target=grade, name="queued", args=("queued", "\\sin^5 x", budget))]
     try:
-        grade_answer("\\sin^9 x", "\\sin^8 x", timeout=5)  # the worker is up and warm
-        with concurrent.futures.ThreadPoolExecutor(4) as ex:
-            grades = list(ex.map(lambda i: grade_answer(f"\\sin^{i} x", "y", timeout=0.5), range(4)))
-        assert [g.status for g in grades] == ["ok"] * 4 and all(g.correct for g in grades)
+        assert grade_answer("\\sin^9 x", "\\sin^8 x", timeout=60).status == "ok"  # the worker is up and warm
+        assert grading._get_pool().size == 1
+        threads[0].start()
+        for _ in range(12_000):  # the holder's task reached the worker (at most 2 minutes)
+            if started.exists():
+                break
+            time.sleep(0.01)
+        assert started.exists(), "the first sample never reached the worker"
+        threads[1].start()
+        assert queued.wait(120), "the second sample never asked for a worker"
+        time.sleep(2 * budget)  # at least twice its budget spent waiting (more under load: still right)
+        gate.touch()
+        for t in threads:
+            t.join(timeout=300)
+        assert not any(t.is_alive() for t in threads), "grading hung"
+        assert {k: (g.status, g.correct) for k, g in grades.items()} == {"holder": ("ok", True), "queued": ("ok", True)}
     finally:
+        gate.touch()
         grading.shutdown_pool()
