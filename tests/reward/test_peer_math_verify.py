@@ -58,7 +58,10 @@ def _quiet():
 
 def _ours(gold: str, pred: str) -> bool:
     # A generous budget: the test checks verdicts, not speed (no wall-clock assertion).
-    return grade_answer(pred, gold, timeout=30).correct
+    g = grade_answer(pred, gold, timeout=30)
+    # every row gets a verdict: a grader error (correct=False) must not pass for "not equal"
+    assert g.status == "ok", (gold, pred, g)
+    return g.correct
 
 
 @pytest.mark.parametrize("gold, pred, expected", CASES)

@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import math
 import pickle
 
@@ -42,6 +43,7 @@ def test_transitions_hand_computed(a1, a2, total, transition):
     assert sum(out[k] for k in ("fixed", "kept", "broke", "stayed_wrong")) == 1.0
     assert out["acc"] == float(transition in ("fixed", "kept"))
     assert out["acc_first"] == float(transition in ("kept", "broke"))
+    assert out["grade_error"] == out["reward_error"] == 0.0  # a wrong answer is a verdict, not a grader error
 
 
 def test_length_term_at_t_max():
@@ -80,6 +82,7 @@ def test_format_failures(text, score, acc_first, acc):
     assert out["r_eff"] == out["r_ref"] == out["r_len"] == out["f_len"] == 0.0
     assert sum(out[k] for k in ("fixed", "kept", "broke", "stayed_wrong")) == 0.0
     assert (out["score"], out["acc_first"], out["acc"]) == (pytest.approx(score), acc_first, acc)
+    assert out["grade_error"] == out["reward_error"] == 0.0
 
 
 def test_unparsable_ground_truth_earns_nothing_and_is_counted():
@@ -139,8 +142,9 @@ def test_invalid_config_values(kwargs, error):
 def test_config_is_frozen_and_coerces_ints():
     cfg = RewardConfig.from_kwargs(eff_fixed=1)
     assert isinstance(cfg.eff_fixed, float)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="eff_fixed"):
         cfg.eff_fixed = 2.0  # type: ignore[misc]
+    assert cfg.eff_fixed == 1.0
 
 
 def test_verl_manager_kwargs_are_accepted():
