@@ -125,10 +125,12 @@ def test_judge_and_mix_resume_after_sigkill(tmp_path: Path, fake_server) -> None
     ref = subprocess.run(cmd(tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=120)
     assert ref.returncode == 0, ref.stderr
     out = tmp_path / "out"
+    steps = out / "steps.jsonl"
+    ref_steps = (tmp_path / "ref" / "steps.jsonl").read_bytes().count(b"\n")
+    kills = []
     for target in (6, 20):
         proc = subprocess.Popen(cmd(out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        steps = out / "steps.jsonl"
         while proc.poll() is None and time.monotonic() < deadline and (
             not steps.exists() or steps.read_bytes().count(b"\n") < target
         ):
@@ -136,6 +138,10 @@ def test_judge_and_mix_resume_after_sigkill(tmp_path: Path, fake_server) -> None
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        kills.append((proc.returncode, steps.read_bytes().count(b"\n") if steps.exists() else 0))
+    # both runs were killed mid-way (not finished before the kill), each after more steps were stored
+    assert [rc for rc, _ in kills] == [-signal.SIGKILL] * 2, kills
+    assert 6 <= kills[0][1] < kills[1][1] < ref_steps, (kills, ref_steps)
     final = subprocess.run(cmd(out), env=_env(), capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stderr
     a, b = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "ref", out))
