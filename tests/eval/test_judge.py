@@ -65,6 +65,11 @@ def test_judge_fills_untagged_answers_and_reports_them(data_and_runs, tmp_path):
         judge = Judge(cfg, tmp_path / "cache.jsonl")
         report = build_report([run], [data], tmp_path / "out", plots=False, n_boot=100, judge=judge)
         assert srv.requests == 5  # q-0 has its <answer>
+        # a second run against the same endpoint asks nothing: every reply is in the cache
+        again = Judge(load_judge_config(judge_yaml(tmp_path / "judge-again.yaml", srv.base_url)), tmp_path / "cache.jsonl")
+        report_again = build_report([run], [data], tmp_path / "out-again", plots=False, n_boot=100, judge=again)
+        assert srv.requests == 5
+        assert report_again["runs"][0]["overall"] == report["runs"][0]["overall"]
     o = report["runs"][0]["overall"]
     assert o["acc_final"] == pytest.approx(4 / 6)  # q-0, q-1, q-4, q-5
     assert o["reflection"]["judged"] == 4 and o["reflection"]["no_answer"] == 1
@@ -72,11 +77,10 @@ def test_judge_fills_untagged_answers_and_reports_them(data_and_runs, tmp_path):
     assert [s["answer_source"] for s in samples] == ["tags", "judge", "judge", "none", "judge", "judge"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Judge for `base`: `judge-test`" in md and "4 answers extracted" in md
-    # a second run asks nothing: every reply is in the cache
+    # another endpoint (another base_url: another fingerprint in the cache) is asked again
     with JudgeServer() as srv2:
         judge2 = Judge(load_judge_config(judge_yaml(tmp_path / "judge2.yaml", srv2.base_url)), tmp_path / "cache.jsonl")
         build_report([run], [data], tmp_path / "out2", plots=False, n_boot=100, judge=judge2)
-        # another base_url is another endpoint fingerprint: asked again; same url would be cached
         assert srv2.requests == 5
 
 
