@@ -7,9 +7,24 @@ The official scorers (read from their repositories; none of their code is copied
   anything else becomes the *most similar choice* (Levenshtein distance, first of
   the nearest); the question is right when that choice's text equals the answer
   text (so pid 781, choices ``9, 12, 18, 18``, answer ``18``, is right with C or
-  D).  ``integer`` answers: ``str(int(float(x)))`` equals the answer;
-  ``float`` answers: ``str(round(float(x), precision))`` equals the answer (the
-  row's ``precision``, no tolerance); ``list`` and ``text``: string equality.
+  D).  Free-form answers follow the official code exactly: ``integer``:
+  ``str(int(float(x)))`` equals the answer (so ``7.9`` is right for 7, and ``1,000``
+  is wrong for 1000: Python's ``float`` refuses it); ``float``:
+  ``str(round(float(x), precision))`` equals the answer (the row's ``precision``, no
+  tolerance); ``list`` and ``text``: string equality with the answer as the release
+  writes it (``[2,4]`` is wrong for ``[2, 4]``, ``Yes`` for ``yes``).  The extracted
+  answer is the ``<answer>`` block's last ``\\boxed{}`` (or the block), stripped; the
+  official's GPT extraction step is the judge path (:mod:`srpo_eval.judge`), where an
+  extractor normalises an answer.
+
+  **Departure, multiple choice only:** the letter is read with ``srpo_reward``'s
+  choice reader first (``B.``, ``Answer: B``, ``(B) equal to`` name B; the official
+  takes only ``(B)`` or a bare ``B`` and sends anything else to the most similar
+  choice), and the most-similar comparison uses :func:`latex_to_text` of both sides
+  (``60^\\circ`` is the option ``60°``).  Reason: the official code scores the
+  output of its GPT extractor, which turns such answers into a letter or an option's
+  text; our rule path scores the policy's own answer block without that step, and an
+  edit distance from ``B.`` to the option texts would pick an option at random.
 - **MathVerse** (``ZrrSkywalker/MathVerse``, ``evaluation/score_answer_s2.py``):
   a GPT judge compares the extraction with the answer as the release writes it
   (``Surface Area $=9236.28 \\mathrm{~m}^{2}$``, ``Center $=(20,10)$``).  The
@@ -35,7 +50,6 @@ module's own, used where ``srpo_reward``'s reading does not decide.
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,18 +117,6 @@ def reward_grade(pred: str | None, gold: str, item: DataItem, timeout: float, *,
     return Verdict(g.correct, g.status, f"srpo_reward:{g.method}")
 
 
-def _number(pred: str) -> float | None:
-    from srpo_reward.grading import parse_number
-
-    n = parse_number(pred)
-    if n is not None:
-        return n.value
-    try:
-        return float(pred.strip())
-    except ValueError:
-        return None
-
-
 def _bare(pred: str | None) -> str:
     from srpo_reward.format import last_boxed
 
@@ -162,29 +164,24 @@ def mathvista_verdict(pred: str | None, item: DataItem, timeout: float = 5.0) ->
         idx, rule = mathvista_choice(pred, item.options)
         # the chosen option's TEXT is compared, so duplicated options (pid 781) are all right
         return Verdict(same_text(item.options[idx], gold_text), "ok", rule)
+    # Free-form answers: calculate_score.py's normalize_extracted_answer and safe_equal, exactly
+    # (Python's float(); a string comparison with the answer as the release writes it).
     atype = item.answer_type
     if atype in ("integer", "float"):
-        x = _number(pred)
-        if x is None:
+        try:
+            if atype == "integer":
+                normalised = str(int(float(pred)))
+            else:
+                p = _precision(extra.get("precision"))
+                if p is None:  # the release gives every float row a precision; else the gold's decimals
+                    p = len(answer.split(".")[1]) if "." in answer else 0
+                normalised = str(round(float(pred), p))
+        except (ValueError, OverflowError):  # the official's bare except: no prediction, wrong
             return Verdict(False, "not_a_number", atype)
-        if atype == "integer":
-            return Verdict(str(int(x)) == answer, "ok", "integer")
-        p = _precision(extra.get("precision"))
-        if p is None:  # the release gives every float row a precision; else the gold's decimals
-            p = len(answer.split(".")[1]) if "." in answer else 0
-        return Verdict(str(round(x, p)) == answer, "ok", "precision")
+        return Verdict(normalised == answer, "ok", "integer" if atype == "integer" else "precision")
     if atype == "list":
-        def as_list(s: str):
-            try:
-                v = ast.literal_eval(s.strip())
-            except (ValueError, SyntaxError):
-                return None
-            return list(v) if isinstance(v, (list, tuple)) else None
-
-        a, b = as_list(pred), as_list(answer)
-        ok = (a is not None and a == b) or pred.replace(" ", "") == answer.replace(" ", "")
-        return Verdict(ok, "ok", "list")
-    return Verdict(same_text(pred, answer), "ok", "exact")
+        return Verdict(pred == answer, "ok", "list")  # str(extraction) == answer: "[2,4]" is not "[2, 4]"
+    return Verdict(pred == answer, "ok", "exact")
 
 
 # ------------------------------------------------------------------- MathVerse
