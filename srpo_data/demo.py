@@ -49,13 +49,16 @@ def srpo_target(answer: str) -> str:
     )
 
 
-def write_raw_geometry3k(folder: Path, train_rows: int, test_rows: int) -> Path:
-    """The public hiyouga/geometry3k layout (problem, answer, images), the input of srpo_data.prepare_rl."""
+def write_raw_geometry3k(folder: Path, train_rows: int, test_rows: int, problems=None) -> Path:
+    """The public hiyouga/geometry3k layout (problem, answer, images), the input of srpo_data.prepare_rl.
+
+    ``problems(split, i) -> (question with one <image>, ground truth)``; default :func:`problem`.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", train_rows), ("test", test_rows)):
         rows = []
         for i in range(n):
-            question, answer = problem(i)
+            question, answer = problems(split, i) if problems else problem(i)
             rows.append({"problem": question, "answer": answer, "images": [{"bytes": png_bytes(i), "path": None}],
                          "id": f"{split}-{i}"})
         pd.DataFrame(rows).to_parquet(folder / f"{split}-00000-of-00001.parquet")

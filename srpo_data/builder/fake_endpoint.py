@@ -324,10 +324,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--answers", help="JSON file: question -> ground truth")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bad-format-rate", type=float, default=0.1, help="share of attempts without the two blocks")
+    p.add_argument("--right-rate", type=float, default=0.4, help="share of first attempts with the right answer")
+    p.add_argument("--revise-right-rate", type=float, default=0.8, help="share of revisions with the right answer")
     args = p.parse_args(argv)
     answers = json.loads(open(args.answers, encoding="utf-8").read()) if args.answers else {}
     server = FakeEndpoint(Script(answers=answers, delay=args.delay, fault_rate=args.fault_rate, seed=args.seed,
-                           bad_format_rate=args.bad_format_rate), args.host, args.port)
+                           bad_format_rate=args.bad_format_rate, right_rate=args.right_rate,
+                           revise_right_rate=args.revise_right_rate), args.host, args.port)
 
     async def serve() -> None:
         url = await server.start()

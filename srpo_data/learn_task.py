@@ -1,0 +1,140 @@
+"""A task the tiny Qwen2.5-VL can learn on a CPU, for the learning run (``examples/cpu_learn.sh``).
+
+    python -m srpo_data.learn_task --out WS
+
+The rule is a small lookup: every question names one figure (``The red tile is a pentagon.``)
+and asks for its number of sides, either as a number (geometry3k's style: ``5``) or as the
+letter of a fixed list of choices (MathVista's multiple-choice style: ``(A) 3 (B) 4 (C) 5
+(D) 6`` -> ``C``).  Only the shape word decides the answer; the colour and the object are
+noise, and the held-out split uses (colour, object, shape) combinations that the train split
+never shows, so a model that answers them learned the rule, not the strings.  The image is a
+plain coloured square (the vision tower is frozen in both stages; it carries nothing).
+
+Written under ``WS`` (the demo workspace layout of :mod:`srpo_data.demo`):
+
+- ``tiny-qwen/``: the random-weight model (:func:`srpo_data.tiny_qwen.build_tiny_qwen25vl`);
+- ``data/raw/geometry3k/``: the task in the public hiyouga/geometry3k parquet layout
+  (``problem``, ``answer``, ``images``), the input of ``srpo_data.prepare_rl``;
+- ``data/stage1_answers.json``: question -> ground truth, for the scripted stage-1 endpoint
+  (``python -m srpo_data.builder.fake_endpoint --answers``), which plays the policy (right
+  first attempts at ``--right-rate``, else a wrong answer), and the teacher (a JSON
+  reflection); the real builder (``srpo_data.build_reflections``) asks it, grades, mixes and
+  writes the SFT data, so the chain is data -> stage 1 -> SFT -> merge -> GRPO, every stage
+  the real one;
+- ``data/reflection_builder.yaml``: the builder's endpoint config (policy and teacher at
+  ``--endpoint-url``), with the paper's 30% first-right mix.
+
+Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+#: The shape word decides the answer: its number of sides.
+SHAPES: dict[str, int] = {"triangle": 3, "square": 4, "pentagon": 5, "hexagon": 6}
+#: Choices of the multiple-choice questions, always in this order.
+CHOICES = "(A) 3 (B) 4 (C) 5 (D) 6"
+LETTERS = {3: "A", 4: "B", 5: "C", 6: "D"}
+COLOURS = ("red", "blue", "green", "yellow", "black", "white", "orange", "purple")
+OBJECTS = ("tile", "sign", "card", "flag", "plate", "board")
+
+
+def combos() -> list[tuple[str, str, str]]:
+    return [(c, o, s) for c in COLOURS for o in OBJECTS for s in SHAPES]
+
+
+def split_of(combo: tuple[str, str, str]) -> str:
+    """One combination in eight is held out: those whose colour, object and shape positions sum to 0 mod 8
+    (every shape, colour and object is in both splits; only the combination is new)."""
+    colour, obj, shape = combo
+    held_out = (COLOURS.index(colour) + OBJECTS.index(obj) + list(SHAPES).index(shape)) % 8 == 0
+    return "test" if held_out else "train"
+
+
+def question(combo: tuple[str, str, str], style: str) -> tuple[str, str]:
+    """(question with one ``<image>``, ground truth) for a (colour, object, shape) combination."""
+    colour, obj, shape = combo
+    sides = SHAPES[shape]
+    fact = f"The {colour} {obj} is a {shape}."
+    if style == "choice":  # never contains the number-style question (the scripted endpoint matches substrings)
+        return f"<image>{fact} Choices: {CHOICES}. Which choice is its number of sides?", LETTERS[sides]
+    return f"<image>{fact} How many sides does it have?", str(sides)
+
+
+def rows(split: str, n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """``n`` rows (question, ground truth, colour) of a split, cycling through its combinations and both styles."""
+    pool = [(c, style) for c in combos() if split_of(c) == split for style in ("number", "choice")]
+    random.Random(f"{seed}-{split}").shuffle(pool)
+    out = []
+    for i in range(n):
+        combo, style = pool[i % len(pool)]
+        q, a = question(combo, style)
+        out.append((q, a, combo[0]))
+    return out
+
+
+COLOUR_RGB = {"red": (220, 40, 40), "blue": (40, 60, 220), "green": (40, 180, 60), "yellow": (230, 220, 40),
+              "black": (10, 10, 10), "white": (245, 245, 245), "orange": (240, 140, 20), "purple": (140, 40, 180)}
+
+
+def png(colour: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (56, 56), COLOUR_RGB[colour]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_task(out: Path, train_rows: int, test_rows: int, endpoint_url: str, seed: int = 0,
+               first_right: float = 0.3) -> dict[str, Path]:
+    import pandas as pd
+
+    from srpo_data.tiny_qwen import build_tiny_qwen25vl
+
+    out = Path(out)
+    data = out / "data"
+    raw = data / "raw" / "geometry3k"
+    raw.mkdir(parents=True, exist_ok=True)
+    answers: dict[str, str] = {}
+    for split, n in (("train", train_rows), ("test", test_rows)):
+        records = []
+        for i, (q, a, colour) in enumerate(rows(split, n, seed)):
+            records.append({"problem": q, "answer": a, "images": [{"bytes": png(colour), "path": None}],
+                            "id": f"{split}-{i}"})
+            answers[q.replace("<image>", "").strip()] = a
+        pd.DataFrame(records).to_parquet(raw / f"{split}-00000-of-00001.parquet")
+    (data / "stage1_answers.json").write_text(json.dumps(answers, indent=1, sort_keys=True))
+    (data / "reflection_builder.yaml").write_text(
+        "# The scripted stage-1 endpoint of examples/cpu_learn.sh plays policy and teacher.\n"
+        f'policy: {{base_url: "{endpoint_url}", model: policy, concurrency: 8}}\n'
+        f'teacher: {{base_url: "{endpoint_url}", model: teacher, concurrency: 8}}\n'
+        f"target_first_right: {first_right}\n"
+        "progress: false\n"
+    )
+    return {"model": build_tiny_qwen25vl(out / "tiny-qwen"), "raw": raw, "answers": data / "stage1_answers.json",
+            "builder_yaml": data / "reflection_builder.yaml", "data": data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--train-rows", type=int, default=256)
+    ap.add_argument("--test-rows", type=int, default=32)
+    ap.add_argument("--endpoint-url", default="http://127.0.0.1:8010/v1", help="the scripted stage-1 endpoint")
+    ap.add_argument("--first-right", type=float, default=0.3, help="the builder's target share of first-right samples")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    paths = write_task(args.out, args.train_rows, args.test_rows, args.endpoint_url, args.seed, args.first_right)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
