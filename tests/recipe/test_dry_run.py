@@ -358,11 +358,33 @@ def test_smoke_script_refuses_to_train_without_a_gpu(recipe_env):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_gpu(), reason="needs a CUDA GPU (and vLLM): two real GRPO steps")
-@pytest.mark.skipif("SRPO_SMOKE_MODEL" not in os.environ,
-                    reason="set SRPO_SMOKE_MODEL to a local small Qwen2.5-VL folder (nothing is downloaded)")
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_gpu(), reason="needs a CUDA GPU (torch sees none here): two real GRPO steps with vLLM")
 def test_smoke_script_two_grpo_steps_on_gpu(recipe_env, tmp_path):
-    env = {**recipe_env, "MODEL_PATH": os.environ["SRPO_SMOKE_MODEL"], "OUTPUT_DIR": str(tmp_path)}
-    proc = subprocess.run(["bash", str(SMOKE)], env=env, capture_output=True, text=True, timeout=3600)
+    """examples/smoke_gpu.sh on the suite's tiny model: two GRPO steps, each logging every SRPO metric.
+
+    The tiny model has random weights and earns 0 from the SRPO reward everywhere, so every group
+    would be all wrong and the online filter would stop the run (max_num_gen_batches); the CPU
+    run's toy reward (recipe/srpo/cpu/toy_reward.py: the SRPO reward plus a synthetic accuracy)
+    gives it groups with spread, as in examples/cpu_train.sh."""
+    import math
+
+    from recipe.srpo.cpu.verify_run import expected_srpo_keys, parse_step_lines
+
+    env = {**recipe_env, "OUTPUT_DIR": str(tmp_path)}
+    proc = subprocess.run(["bash", str(SMOKE), "reward.custom_reward_function.path=pkg://recipe.srpo.cpu.toy_reward"],
+                          env=env, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    assert "training/srpo/fix_rate" in proc.stdout
+    assert "smoke_gpu.sh: PASSED: 2 GRPO steps ran" in proc.stderr
+    steps = parse_step_lines(proc.stdout)
+    assert sorted(steps) == [1, 2], sorted(steps)
+    for step, logged in steps.items():
+        missing = [k for k in expected_srpo_keys() if k not in logged]
+        assert missing == [], (step, missing)
+        values = {k: logged[k] for k in expected_srpo_keys()}
+        assert all(isinstance(v, float) and math.isfinite(v) for v in values.values()), (step, values)
+        trained, generated = values["training/srpo/responses"], values["training/srpo/prefilter/responses"]
+        assert trained > 0 and trained % 8 == 0 and generated >= trained  # whole groups of n=8 responses
+        # the filter kept only groups with spread in acc: neither all right nor all wrong overall
+        assert 0.0 < values["training/srpo/acc/mean"] < 1.0
+        assert values["training/srpo/reward_error/mean"] == 0.0
