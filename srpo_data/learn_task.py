@@ -91,6 +91,42 @@ def png(colour: str) -> bytes:
     return buf.getvalue()
 
 
+#: The scripted stage-1 policy's miscount: a first attempt that is wrong says this many sides.
+MISCOUNT = {3: 4, 4: 5, 5: 6, 6: 5}
+
+
+def attempt(shape: str, sides: int, choice: bool) -> str:
+    """The scripted policy's two blocks: the fact it read, then the answer in the question's style."""
+    if choice:
+        return (f"<think> A {shape} has {sides} sides: choice {LETTERS[sides]}. </think> "
+                f"<answer> \\boxed{{{LETTERS[sides]}}} </answer>")
+    return f"<think> A {shape} has {sides} sides. </think> <answer> \\boxed{{{sides}}} </answer>"
+
+
+def scripted_reply(body: dict, script, nth: int = 0) -> str:
+    """The stage-1 endpoint's texts for this task (``fake_endpoint --reply srpo_data.learn_task:scripted_reply``).
+
+    - the policy's first attempt: the right count with probability ``script.right_rate`` (a hash of the
+      question, so reruns agree), else :data:`MISCOUNT`'s wrong one;
+    - the teacher's reflection (JSON), in the student's voice, never quoting the answer;
+    - the revision: the right count, with probability ``script.revise_right_rate``.
+    """
+    from srpo_data.builder.fake_endpoint import _h, _question_of, _text_of
+
+    system, user = _text_of(body.get("messages", []))
+    q, _ = _question_of(user, script)
+    shape = next((s for s in SHAPES if f" a {s}." in q), "square")
+    sides, choice = SHAPES[shape], "Choices:" in q
+    frac = lambda salt: (_h(q, f"{salt}{script.seed}") % 10_000) / 10_000  # noqa: E731
+    if system:  # the teacher
+        if "The student's answer is wrong." in user:  # the verdict line of prompts/reflection.txt
+            return json.dumps({"reflection": f"I miscounted the sides of the {shape}; I should count them again."})
+        return json.dumps({"reflection": f"I counted the sides of the {shape} correctly."})
+    if "Your reflection on it:" in user:
+        return attempt(shape, sides if frac("rev") < script.revise_right_rate else MISCOUNT[sides], choice)
+    return attempt(shape, sides if frac("first") < script.right_rate else MISCOUNT[sides], choice)
+
+
 def write_task(out: Path, train_rows: int, test_rows: int, endpoint_url: str, seed: int = 0,
                first_right: float = 0.3) -> dict[str, Path]:
     import pandas as pd

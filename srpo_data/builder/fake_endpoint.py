@@ -77,6 +77,9 @@ class Script:
     #: Send Retry-After as an HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``) instead of
     #: Retry-After-Ms.
     retry_after_http_date: bool = False
+    #: Replaces :func:`scripted_reply` (same signature): a task's own scripted texts, e.g.
+    #: :func:`srpo_data.learn_task.scripted_reply`.  Faults, delays and keys still apply.
+    reply: Any = None
 
 
 def _text_of(messages: list[dict[str, Any]]) -> tuple[str, str]:
@@ -109,6 +112,8 @@ def _question_of(user: str, script: Script) -> tuple[str, str]:
 
 def scripted_reply(body: dict[str, Any], script: Script, nth: int = 0) -> str:
     """The scripted content for a request; ``nth`` counts earlier answers to the same body."""
+    if script.reply is not None:
+        return script.reply(body, script, nth)
     system, user = _text_of(body.get("messages", []))
     q, gt = _question_of(user, script)
     frac = lambda salt: (_h(q, salt) % 10_000) / 10_000  # noqa: E731
@@ -124,7 +129,9 @@ def scripted_reply(body: dict[str, Any], script: Script, nth: int = 0) -> str:
             pass
         elif script.bad_json_rate and (_h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000) / 10_000 < script.bad_json_rate:
             return "Sure! Here is my reflection: the second step is wrong"
-        verdict = "wrong" if "answer is wrong" in user else "right"
+        # the verdict line of prompts/reflection.txt ("The student's answer is {verdict}."); the bare phrase
+        # "answer is wrong" is also in that prompt's instructions, so it matched every request
+        verdict = "wrong" if "The student's answer is wrong." in user else "right"
         return json.dumps({"reflection": f"I should re-check my work; my answer looks {verdict} because step two needs care."})
     if "Your reflection on it:" in user:
         ans = gt if frac("rev") < script.revise_right_rate else _wrong(gt)
@@ -326,11 +333,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bad-format-rate", type=float, default=0.1, help="share of attempts without the two blocks")
     p.add_argument("--right-rate", type=float, default=0.4, help="share of first attempts with the right answer")
     p.add_argument("--revise-right-rate", type=float, default=0.8, help="share of revisions with the right answer")
+    p.add_argument("--reply", help="MODULE:FUNCTION that writes the replies instead (e.g. srpo_data.learn_task:scripted_reply)")
     args = p.parse_args(argv)
+    reply = None
+    if args.reply:
+        import importlib
+
+        module, _, name = args.reply.partition(":")
+        reply = getattr(importlib.import_module(module), name)
     answers = json.loads(open(args.answers, encoding="utf-8").read()) if args.answers else {}
     server = FakeEndpoint(Script(answers=answers, delay=args.delay, fault_rate=args.fault_rate, seed=args.seed,
                            bad_format_rate=args.bad_format_rate, right_rate=args.right_rate,
-                           revise_right_rate=args.revise_right_rate), args.host, args.port)
+                           revise_right_rate=args.revise_right_rate, reply=reply), args.host, args.port)
 
     async def serve() -> None:
         url = await server.start()

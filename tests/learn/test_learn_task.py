@@ -62,3 +62,21 @@ def test_write_task_writes_the_geometry3k_layout(tmp_path, monkeypatch):
     assert train.iloc[0]["images"][0]["bytes"][:4] == b"\x89PNG"
     yaml_text = paths["builder_yaml"].read_text()
     assert "http://127.0.0.1:9/v1" in yaml_text and "target_first_right: 0.3" in yaml_text
+
+
+def test_the_scripted_teacher_reads_the_builders_verdict():
+    """Both scripted teachers answer the verdict line, not the instructions (which name both verdicts)."""
+    from srpo_data.builder.fake_endpoint import scripted_reply
+    from srpo_data.builder.steps import load_prompt
+
+    q, gt, _ = learn_task.rows("train", 1)[0]
+    question = q.replace("<image>", "")
+    script = Script(answers={question: gt})
+    template = load_prompt("reflection")
+    for verdict, word in (("wrong", "miscounted"), ("correct", "correctly")):
+        user = (template.replace("{question}", question).replace("{attempt}", "x").replace("{answer}", "x")
+                .replace("{ground_truth}", gt).replace("{verdict}", verdict))
+        body = {"messages": [{"role": "system", "content": "teacher"}, {"role": "user", "content": user}]}
+        assert word in learn_task.scripted_reply(body, script)
+        generic = scripted_reply(body, script)
+        assert ("looks wrong" in generic) == (verdict == "wrong")
