@@ -18,16 +18,17 @@
 #   bash examples/cpu_learn.sh                      # workspace in a new temporary folder
 #   WORKSPACE=/tmp/learn bash examples/cpu_learn.sh # the same again resumes: finished stages are skipped,
 #                                                   # GRPO resumes from its newest checkpoint
+#   STOP_AFTER=data bash examples/cpu_learn.sh      # stop after a stage (workspace, data, sft, merge, grpo, ...)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON=${PYTHON:-$HERE/../.venv/bin/python}
 WORKSPACE=${WORKSPACE:-$(mktemp -d "${TMPDIR:-/tmp}/srpo-cpu-learn.XXXXXX")}
 GRPO_STEPS=${GRPO_STEPS:-30}
-SFT_STEPS=${SFT_STEPS:-150}
+SFT_STEPS=${SFT_STEPS:-600}
 TRAIN_ROWS=${TRAIN_ROWS:-256}
 TEST_ROWS=${TEST_ROWS:-32}
 export PYTHON CPU_TRAIN=1 TOKENIZERS_PARALLELISM=false
-export CPU_SAVE_FREQ=${CPU_SAVE_FREQ:-5} CPU_EVAL_MAX_NEW_TOKENS=${CPU_EVAL_MAX_NEW_TOKENS:-256}
+export CPU_SAVE_FREQ=${CPU_SAVE_FREQ:-5} CPU_EVAL_MAX_NEW_TOKENS=${CPU_EVAL_MAX_NEW_TOKENS:-192}
 export MODEL_PATH="${WORKSPACE}/tiny-qwen" DATA_DIR="${WORKSPACE}/data"
 export SFT_DIR="${WORKSPACE}/outputs/sft" POLICY_PATH="${WORKSPACE}/outputs/sft_merged"
 export EVAL_DIR="${DATA_DIR}/eval" EVAL_OUT="${WORKSPACE}/outputs/eval"
@@ -48,6 +49,10 @@ stage() {
     echo "${name} $((SECONDS - start))" >> "${LOGS}/stage_seconds.txt"
     touch "${LOGS}/${name}.done"
     say "${name}: done in $((SECONDS - start)) s"
+    if [[ ${STOP_AFTER:-} == "${name}" ]]; then
+        say "STOP_AFTER=${name}: stopping (workspace ${WORKSPACE}; run again with the same WORKSPACE to go on)"
+        exit 0
+    fi
 }
 free_port() { "${PYTHON}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -60,11 +65,13 @@ PORT=$(cat "${LOGS}/stage1_port")
 stage workspace "${PYTHON}" -m srpo_data.learn_task --out "${WORKSPACE}" --train-rows "${TRAIN_ROWS}" \
     --test-rows "${TEST_ROWS}" --endpoint-url "http://127.0.0.1:${PORT}/v1"
 
-# 2. data: the scripted stage-1 endpoint (40% right first attempts, revisions right 90% of the time; the
-#    builder drops wrong revisions and mixes 30% first-right / 70% first-wrong), then the real data stage.
+# 2. data: the scripted stage-1 endpoint with the task's texts (srpo_data.learn_task.scripted_reply: 40% right
+#    first attempts, a miscount otherwise; revisions right 90% of the time; the builder drops wrong revisions
+#    and mixes 30% first-right / 70% first-wrong), then the real data stage.
 data_stage() {
     "${PYTHON}" -m srpo_data.builder.fake_endpoint --port "${PORT}" --answers "${DATA_DIR}/stage1_answers.json" \
-        --bad-format-rate 0 --right-rate 0.4 --revise-right-rate 0.9 > "${LOGS}/stage1_endpoint.log" 2>&1 &
+        --reply srpo_data.learn_task:scripted_reply --right-rate 0.4 --revise-right-rate 0.9 \
+        > "${LOGS}/stage1_endpoint.log" 2>&1 &
     local endpoint=$!
     trap 'kill ${endpoint} 2>/dev/null || true' RETURN
     local tries=0
