@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         print(note)
     report = args.workspace / "outputs" / "eval" / "report4" / "report.md"
     if report.exists():
-        print(f"eval report (held-out split): {report}")
+        print(f"eval report (held-out split, greedy): {report}")
+        for line in report.read_text().splitlines()[:30]:
+            print("    " + line)
     for check in checks:
         print(check.line())
     failed = sum(not c.ok for c in checks)
