@@ -54,12 +54,17 @@ class RefillBoundError(RuntimeError):
 
 @dataclass
 class StepRounds:
-    """One step's generation rounds under the online filter (the state of :class:`RefillBound`)."""
+    """One step's generation rounds under the online filter (the refill bound's state, one per ``sample``)."""
 
+    #: the training step and the groups its batch needs
+    step: int
+    batch_size: int
     #: prompts of the step's first round (verl's ``prepare_step`` submits ``train_batch_size``)
     first_round: int
     #: prompts the buffer may still ask for beyond the first round
     budget: int
+    #: groups with spread the last poll found (sampleable)
+    sampleable: int = 0
     #: prompts refilled so far this step
     refilled: int = 0
     #: groups the filter evicted this step, by the value every response shared (``{0.0: 12}``)
@@ -79,9 +84,7 @@ class StepRounds:
         return (self.first_round + self.refilled) / self.first_round
 
 
-def refill_bound_message(
-    step: int, metric: str, max_rounds: int, rounds: StepRounds, kept: int, batch_size: int, evicted: list[dict]
-) -> str:
+def refill_bound_message(metric: str, max_rounds: int, rounds: StepRounds, evicted: list[dict]) -> str:
     """The error a step without a full batch ends with: the cause, the rounds spent, what the policy wrote."""
     values = ", ".join(f"{metric}={value:g} in every response: {n} group(s)" for value, n in sorted(rounds.evicted_by_value.items()))
     scores = [float(info["score"]) for info in evicted if isinstance(info.get("score"), (int, float))]
@@ -93,10 +96,11 @@ def refill_bound_message(
             last += f", well-formed rate {sum(formats) / len(formats):.1%}"
         last += f" over the {len(scores)} evicted responses"
     return (
-        f"GRPO step {step} stopped after {rounds.rounds:g} generation rounds "
+        f"GRPO step {rounds.step} stopped after {rounds.rounds:g} generation rounds "
         f"({rounds.first_round + rounds.refilled} prompts) without a full batch: the online filter "
         f"(algorithm.filter_groups, metric {metric!r}) evicted every group without spread in {metric!r} "
-        f"({values or 'no group'}), and only {kept} of the {batch_size} groups a batch needs had spread. "
+        f"({values or 'no group'}), and only {rounds.sampleable} of the {rounds.batch_size} groups a batch "
+        "needs had spread. "
         f"Last rounds: {last}. "
         "A well-formed rate near 0 means the policy does not write the SRPO format: check the SFT stage "
         "(its data must have the five blocks, and it must train long enough), or the policy path. "
@@ -152,8 +156,8 @@ def srpo_replay_buffer_cls() -> type:
             )
             if bounded:
                 first = int(self.train_batch_size or batch_size)
-                self._srpo_rounds = StepRounds(first_round=first, budget=(self.srpo_max_rounds - 1) * first)
-                self._srpo_step = (global_steps, batch_size)
+                self._srpo_rounds = StepRounds(step=global_steps, batch_size=batch_size, first_round=first,
+                                               budget=(self.srpo_max_rounds - 1) * first)
             try:
                 return super().sample(global_steps, partition_id, batch_size)
             finally:
@@ -171,25 +175,24 @@ def srpo_replay_buffer_cls() -> type:
         def _evict_terminal_groups(self, global_steps, partition_id, eviction_reasons):
             result = super()._evict_terminal_groups(global_steps, partition_id, eviction_reasons)
             rounds = self.__dict__.get("_srpo_rounds")
-            if rounds is not None and partition_id == "train":
+            if rounds is not None:  # only set while a train step samples
                 rounds.evicted_by_value.update(eviction_reasons[3])
             return result
 
         def _sampleable_terminal_keys(self, partition_id, eviction_reasons):
             keys = super()._sampleable_terminal_keys(partition_id, eviction_reasons)
-            self._srpo_sampleable = len(keys)
+            rounds = self.__dict__.get("_srpo_rounds")
+            if rounds is not None:
+                rounds.sampleable = len(keys)
             return keys
 
         def _wait_for_next_poll(self, partition_id: str, last_debug_time: float) -> float:
             rounds = self.__dict__.get("_srpo_rounds")
             inflight = len(self.pending_keys[partition_id]) + len(self.running_keys[partition_id])
-            if rounds is not None and partition_id == "train" and rounds.exhausted and inflight == 0:
-                step, batch_size = self._srpo_step
-                kept = self.__dict__.get("_srpo_sampleable", 0)
+            if rounds is not None and rounds.exhausted and inflight == 0:
                 evicted = self.__dict__.get("srpo_evicted_infos", [])
                 raise RefillBoundError(
-                    refill_bound_message(step, str(self.filter_groups_metric), self.srpo_max_rounds, rounds, kept,
-                                         batch_size, evicted)
+                    refill_bound_message(str(self.filter_groups_metric), self.srpo_max_rounds, rounds, evicted)
                 )
             return super()._wait_for_next_poll(partition_id, last_debug_time)
 
