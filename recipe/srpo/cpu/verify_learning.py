@@ -36,7 +36,7 @@ from recipe.srpo.metrics import PREFILTER_PREFIX
 
 RUNS = {"srpo": "grpo.log", "grpo_baseline": "grpo_baseline.log"}
 
-#: Table columns: (name, how a step's value is read from its metrics).
+#: Table columns, in order (each computed by :func:`step_row`).
 COLUMNS = (
     "srpo_reward", "run_reward", "format", "acc_first", "acc", "fix_rate", "harm_rate", "flipped",
     "response_tokens", "evicted_groups",
