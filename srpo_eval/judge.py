@@ -83,7 +83,10 @@ def needs_judge(rollout: Rollout) -> bool:
 
 @dataclass
 class Judge:
-    """Extracts answers with one endpoint, through the append-only cache at ``cache_path``."""
+    """Extracts answers with one endpoint, through the append-only cache at ``cache_path``.
+
+    ``stats`` counts the last :meth:`extract_all` call only (one run of the report): a judge
+    that serves several runs reports each run's own counts in :meth:`describe`."""
 
     cfg: Any
     cache_path: Path
@@ -104,6 +107,7 @@ class Judge:
         """(id, sample) -> extracted answer, for every rollout that needs the judge and got one."""
         from srpo_data.builder.store import JsonlStore
 
+        self.stats = Counter()  # this run's counts, not the totals of every run so far
         todo = [r for r in rollouts if needs_judge(r) and r.id in data.items]
         store = JsonlStore(self.cache_path)
         try:

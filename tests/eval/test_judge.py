@@ -121,3 +121,25 @@ def test_judge_resumes_after_a_kill(data_and_runs, tmp_path):
         assert main(cmd[3:]) == 0
         assert srv.requests - before == 5 - kept  # only the missing ones are asked again
     assert len(cache.read_text().splitlines()) == 5
+
+
+def test_one_judge_counts_each_run_on_its_own(data_and_runs, tmp_path):
+    """Issue 19: one Judge serves every run of a report; each run's judge line and summary
+    block give that run's counts, not the totals of the runs before it."""
+    from srpo_eval.judge import Judge, load_judge_config
+
+    data, run = data_and_runs
+    other = write_jsonl(tmp_path / "other.jsonl", [
+        {"id": "q-0", "response": "the answer is 7"},  # untagged: the judge is asked
+        {"id": "q-1", "response": response("7", "7")},
+    ])
+    with JudgeServer() as srv:
+        judge = Judge(load_judge_config(judge_yaml(tmp_path / "judge.yaml", srv.base_url)), tmp_path / "cache.jsonl")
+        report = build_report([run, other], [data], tmp_path / "out", plots=False, n_boot=50, judge=judge)
+    first, second = (r["judge"] for r in report["runs"])
+    assert (first["needed"], first["decided"], first["no_answer"]) == (5, 4, 1)
+    assert (second["needed"], second["decided"], second.get("no_answer", 0)) == (1, 1, 0)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Judge for `other`" in md
+    line = next(x for x in md.splitlines() if x.startswith("Judge for `other`"))
+    assert "1 responses without a usable `<answer>`, 1 answers extracted" in line
