@@ -28,6 +28,7 @@ import atexit
 import functools
 import json
 import math
+import numbers
 import os
 import re
 import select
@@ -221,26 +222,51 @@ def _collapse_thousands(s: str) -> str:
     return _SPACE_THOUSANDS_RE.sub(lambda m: re.sub(r"\D", "", m.group(0)), s)
 
 
+#: The lead-in of a gold written as a sentence, as MathV360K's answers read (``The answer is
+#: 5``) and Mulberry's search inputs (``Answer:B``): it is not part of the answer.
+_GOLD_LEAD_IN_RE = re.compile(r"^(?:(?:the\s+)?(?:final\s+)?answer\s+is\s*:?|answer\s*:)\s*(?=\S)", re.I)
+#: An option letter with its value, as Mulberry's final answers read (``A: 57``, ``(B) 45``):
+#: the letter and the value are each an acceptable answer.
+_GOLD_LETTER_VALUE_RE = re.compile(r"^(?:([A-J])\s*:|\(([A-J])\))\s*(\S.*)$")
+
+
 def normalize_ground_truth(gold: Any) -> tuple[str, ...]:
     """The acceptable answers a ground truth names, normalised the way the grader reads them.
 
-    Public so that benchmark scoring (``srpo_eval``) reads ground truths exactly like the
-    reward.  A list or tuple of strings is a list of acceptable answers (any of them
-    counts); a number becomes its ``repr``; in each string a LaTeX comment sign ``%``
-    becomes ``\\%``, thousands separators written with spaces (``1 000``, ``1\\,000``,
-    ``14{,}916``) are removed, and a descriptive left-hand side (``Surface Area $=9236.28
-    \\mathrm{~m}^{2}$`` -> ``$9236.28 \\mathrm{~m}^{2}$``) is dropped.  Empty answers are
-    dropped; ``()`` means the gold has nothing gradable.
+    Public so that benchmark scoring (``srpo_eval``) and stage 1 (``srpo_data.builder``) read
+    ground truths exactly like the reward.  A list or tuple of strings is a list of
+    acceptable answers (any of them counts); a real number (``int``, ``float`` or a numpy
+    scalar such as ``np.int64``, ``np.float32``) becomes its shortest decimal text; in each
+    string a lead-in (``The answer is 5``, ``Answer: B``) and a trailing sentence period
+    (``12.``) are dropped, an option letter with its value (``A: 57``) gives both the letter
+    and the value, a LaTeX comment sign ``%`` becomes ``\\%``, thousands separators written
+    with spaces (``1 000``, ``1\\,000``, ``14{,}916``) are removed, and a descriptive
+    left-hand side (``Surface Area $=9236.28 \\mathrm{~m}^{2}$`` -> ``$9236.28
+    \\mathrm{~m}^{2}$``) is dropped.  Empty answers are dropped; ``()`` means the gold has
+    nothing gradable.
 
     >>> normalize_ground_truth(["1 000", "$100%$"])
     ('1000', '$100\\\\%$')
+    >>> normalize_ground_truth("A: 57"), normalize_ground_truth("The answer is 12.")
+    (('A', '57'), ('12',))
     """
     if isinstance(gold, bool) or gold is None:
         return ()
-    if isinstance(gold, (int, float)):
-        return (repr(gold) if isinstance(gold, float) else str(gold),) if math.isfinite(gold) else ()
+    if isinstance(gold, numbers.Real):
+        if not math.isfinite(gold):
+            return ()
+        if isinstance(gold, numbers.Integral):
+            return (str(int(gold)),)
+        # repr of a Python float; str of a numpy float32 is its shortest text (0.1, not 0.100000001)
+        return (repr(float(gold)) if isinstance(gold, float) else str(gold),)
     if isinstance(gold, str):
         s = gold.strip()
+        s = _GOLD_LEAD_IN_RE.sub("", s)
+        if s.endswith(".") and not s.endswith("..") and ("." not in s[:-1] or parse_number(s[:-1]) is not None):
+            s = s[:-1].rstrip()  # a sentence's period (``12.``, ``B.``), not the one of ``U.S.``
+        m = _GOLD_LETTER_VALUE_RE.match(s)
+        if m:
+            return normalize_ground_truth([m.group(1) or m.group(2), m.group(3)])
         if not s:
             return ()
         s = _UNESCAPED_PCT_RE.sub(r"\\%", s)
