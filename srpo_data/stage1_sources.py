@@ -4,35 +4,62 @@ Each reader turns one record of a release into the builder's JSONL record (``que
 ``answer``, ``images``: paths relative to the release's image folder, ``id``,
 ``data_source``), or into a :class:`SourceSkip` with a reason.  The builder reads them with
 ``input_format: <name>`` (``python -m srpo_data.build_reflections --input-format mulberry``)
-and ``image_dir`` set to the unpacked image folder.  Layouts (checked against the dataset cards
-and the releases' own code; a release can change, so a record that does not fit is skipped with
-a reason, never guessed):
+and ``image_dir`` set to the unpacked image folder.  A record the release's own tooling
+accepts is read; anything else is skipped with a reason, never guessed, and never turned
+into a different kind of sample (an ``<image>`` with no image to go with it is refused as
+``image_token_count_mismatch``, not read as a text-only question).  Where each layout was
+read (public sources; none of their code is used here):
 
-- ``mulberry`` (HuanjinYao/Mulberry-SFT, ``mulberry_sft.json`` plus ``mulberry_images.tar``):
-  a JSON list in LLaMA-Factory's sharegpt layout, ``messages`` (``role``/``content``) and
-  ``images`` (paths).  The user turn holds the question with one ``<image>`` per image; the
-  assistant's step-by-step answer ends with ``### The final answer is: X`` (the phrase the
-  release's CoMCTS code splits on): X is the ground truth.
+- ``mulberry`` (HuanjinYao/Mulberry-SFT, ``mulberry_sft.json`` plus ``mulberry_images.tar``).
+  Written by ``comcts/code/data_construction.py`` of github.com/HJYao00/Mulberry: a JSON list
+  of ``{"messages": [user, assistant], "images": data['image']}``, where ``data['image']`` is
+  ONE path (a string; ``comcts/README.md`` shows the input's ``"image"`` field) and the user
+  turn is ``'<image>' + question``; the README registers it with LLaMA-Factory as sharegpt
+  (``role``/``content``, ``user``/``assistant``).  ``images`` is read the way LLaMA-Factory's
+  ``DatasetConverter._find_medias`` (``src/llamafactory/data/converter.py``) reads it: absent
+  or ``[]`` -> no image, a string -> one image, a list of strings -> those images; and, as its
+  ``mm_plugin._validate_messages`` demands, the ``<image>`` tokens of the messages must number
+  the images.  The assistant's answer ends with ``### The final answer is:`` (the phrase
+  ``reformat_reasoning`` writes and ``comcts.py`` splits on) and then X, the ground truth;
+  the search prompt (``comcts/code/prompt.py``) asks for the option "along with its content"
+  on multiple choice, so X reads ``C``, ``A: 57`` or ``B: 45`` (``comcts/README.md``'s
+  outputs).  X is kept as written; the grader reads ``A: 57`` as the letter A or the value 57
+  (:func:`srpo_reward.grading.normalize_ground_truth`, the same for reward and evaluation).
 - ``llava_cot`` (Xkev/LLaVA-CoT-100k, ``train.jsonl`` plus the ``image.zip.part-*`` archive):
-  one JSON object per line, ``id``, ``image`` (one path), ``conversations``
-  (``from``: ``human``/``gpt``, ``value``).  The answer is staged
-  ``<SUMMARY>..</SUMMARY><CAPTION>..</CAPTION><REASONING>..</REASONING><CONCLUSION>..</CONCLUSION>``:
-  the CONCLUSION is the ground truth (often a short sentence rather than a bare value).
+  one JSON object per line, ``id``, ``image`` (one path), ``conversations`` (``from``:
+  ``human``/``gpt``, ``value``), as the dataset card lists the files and as public loaders of
+  it read it (``load_dataset("Xkev/LLaVA-CoT-100k")`` with ``samples["image"]`` and
+  ``c[0]["value"]``/``c[1]["value"]`` in github.com/ZixuanLiu4869/LLaVA-Sco
+  ``dataset_generation.py``; ``train/datasets/cot_dataset.py`` there skips lines without
+  ``"image"`` and attaches the image to the first user turn, with no ``<image>`` in the text).
+  The answer is staged ``<SUMMARY>..</SUMMARY><CAPTION>..</CAPTION><REASONING>..</REASONING>
+  <CONCLUSION>..</CONCLUSION>``: the CONCLUSION is the ground truth (often a short sentence
+  rather than a bare value).
 - ``mathv360k`` (Zhiqiang007/MathV360K, ``train_samples_all_tuning.json`` plus ``data_images``):
-  a JSON list, ``id``, ``image`` (one path relative to ``data_images/``, starting with the
-  sub-dataset's folder, e.g. ``TabMWP/images/..``), ``conversations`` (``from``/``value``): the
-  first ``gpt`` value is the ground truth.
+  LLaVA-1.5's layout (github.com/HZQ950419/Math-LLaVA trains on it with LLaVA's
+  ``train.py``: ``--data_path ./train_samples_all_tuning.json --image_folder ./data_images``;
+  its README shows ``data_images/TabMWP/images/..``): a JSON list, ``id``, ``image`` (one path
+  relative to ``data_images/``), ``conversations`` (``from``/``value``); the human turn holds
+  ``<image>`` at most once.  The first ``gpt`` value is the ground truth; it may read ``The
+  answer is 5`` (a public preprocessor of its CLEVR-Math part in LLaVA-OneVision-Data
+  matches exactly ``The answer is (-?\\d+)``), which the grader reads as ``5``.  For both
+  LLaVA layouts a record without ``image`` is read as text-only only when its text has no
+  ``<image>`` (LLaVA's loader trains such records as text-only); with one it is refused.
 
 - ``srpo_sft`` (the authors' released SFT data, SRPOMLLMs/srpo-sft-data): LLaMA-Factory sharegpt,
-  as the authors trained with (``messages`` with ``role``/``content``, or ``conversations``
-  with ``from``/``value``; ``images``).  The release itself could not be inspected here, so
-  both sharegpt spellings are accepted and a record in neither is skipped (``bad_layout``).
-  Its targets are ``<think>T1</think> <answer>A1</answer> <reflection>R</reflection>
-  <answer>A2</answer>``: the second ``<think>`` is missing, so they disagree with the RL format
-  (:func:`inspect_srpo_sft` counts them).  Read by the builder, each record becomes a sample
-  whose attempt and reflection are given: only the revise step is called, to write the missing
-  T2/A2, and A2 is graded against the release's own A2 (the release has no separate ground
-  truth; its A2 is the answer the authors' filter accepted).
+  as the authors trained with (``srpo_sft/LLaMA-Factory/data/dataset_info.json`` of
+  github.com/SUSTechBruce/SRPO_MLLMs: ``messages`` with ``role``/``content``, a ``system`` tag,
+  ``images``); ``conversations`` with ``from``/``value`` is accepted too.  Each record is
+  what ``build_training_data_prompt`` (``utils/prompt_utils.py``) writes: a system message, a
+  user turn ``Question:<question>Q</question>\\nImage: <image>\\n`` and the target; the
+  question is read back from ``<question>...</question>`` as their ``utils/data_utils.py``
+  does (an empty one is reported as ``missing_question``; a user turn without the markup is
+  taken whole).  Targets are ``<think>T1</think>\\n<answer>A1</answer>\\n<reflection>R
+  </reflection>\\n<answer>A2</answer>`` with A2 the ground truth: the second ``<think>`` is
+  missing, so they disagree with the RL format (:func:`inspect_srpo_sft` counts them).  Read
+  by the builder, each record becomes a sample whose attempt and reflection are given: only
+  the revise step is called, to write the missing T2/A2, and A2 is graded against the
+  release's own A2.
 
 Only the first question/answer pair of a multi-turn record is used (later turns depend on
 earlier answers).  ``--sample N`` keeps a deterministic sample of N records (:func:`sample_ids`).
@@ -98,15 +125,37 @@ def _row(index: int, source: str, question: str, answer: str, images: list[str],
             "data_source": source}
 
 
+def _source_id(rec: dict[str, Any]) -> str:
+    return str(rec["id"]) if rec.get("id") is not None else ""
+
+
+def sharegpt_images(value: Any) -> list[str] | None:
+    """The image paths of a sharegpt record's ``images`` as LLaMA-Factory reads them (absent or
+    ``[]``: none; a string: one; a list of strings: those), or None for anything else."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else None
+    if isinstance(value, list) and all(isinstance(p, str) and p for p in value):
+        return list(value)
+    return None
+
+
+def _image_tokens(turns: list[tuple[str, str]]) -> int:
+    return sum(text.count(IMAGE_TOKEN) for _, text in turns)
+
+
 def mulberry_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
     """One record of ``mulberry_sft.json`` (LLaMA-Factory sharegpt: ``messages``, ``images``)."""
     if not isinstance(rec, dict):
         return SourceSkip(index, "not_an_object")
-    sid = str(rec.get("id", "")) if rec.get("id") is not None else ""
+    sid = _source_id(rec)
     turns = _turns(rec.get("messages"), "role", "content")
-    images = rec.get("images")
-    if turns is None or not isinstance(images, list) or not all(isinstance(p, str) for p in images):
+    images = sharegpt_images(rec.get("images"))
+    if turns is None or images is None:
         return SourceSkip(index, "bad_layout", sid)
+    if _image_tokens(turns) != len(images):
+        return SourceSkip(index, "image_token_count_mismatch", sid)
     pair = _first_pair(turns, "user", "assistant")
     if pair is None:
         return SourceSkip(index, "no_question_answer_pair", sid)
@@ -114,21 +163,27 @@ def mulberry_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
     m = MULBERRY_FINAL.search(response)
     if m is None:
         return SourceSkip(index, "no_final_answer", sid)
-    return _row(index, "mulberry", question, m.group(1), list(images), sid)
+    return _row(index, "mulberry", question, m.group(1), images, sid)
 
 
 def _llava_layout(rec: Any, index: int, source: str) -> tuple[str, str, list[str], str] | SourceSkip:
+    """LLaVA-1.5's record: one ``image`` path (or none: text-only) and ``conversations``."""
     if not isinstance(rec, dict):
         return SourceSkip(index, "not_an_object")
-    sid = str(rec.get("id", "")) if rec.get("id") is not None else ""
+    sid = _source_id(rec)
     turns = _turns(rec.get("conversations"), "from", "value")
     image = rec.get("image")
-    if turns is None or not isinstance(image, str) or not image:
+    if turns is None or (image is not None and (not isinstance(image, str) or not image)):
         return SourceSkip(index, "bad_layout", sid)
+    images = [image] if image is not None else []
+    # LLaVA moves the one <image> of the first turn to its start, or attaches the image when the
+    # text has none; more tokens than images (or a token without an image) it cannot pair
+    if _image_tokens(turns) > len(images):
+        return SourceSkip(index, "image_token_count_mismatch", sid)
     pair = _first_pair(turns, "human", "gpt")
     if pair is None:
         return SourceSkip(index, "no_question_answer_pair", sid)
-    return pair[0], pair[1], [image], sid
+    return pair[0], pair[1], images, sid
 
 
 def llava_cot_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
@@ -167,19 +222,32 @@ def srpo_target_kind(target: str) -> str:
     return "five_blocks" if m.group("t2") is not None else "missing_second_think"
 
 
+#: The question inside the authors' user turn (``Question:<question>Q</question>\nImage: <image>``).
+SRPO_QUESTION = re.compile(r"<question>(.*?)</question>", re.S)
+
+
+def srpo_sft_question(user_turn: str) -> str:
+    """The question of the authors' user turn: the text inside ``<question>...</question>``
+    (as their ``utils/data_utils.py`` reads it back), or the whole turn without the markup."""
+    m = SRPO_QUESTION.search(user_turn)
+    return m.group(1).strip() if m else user_turn
+
+
 def srpo_sft_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
     """One record of the released SRPO SFT data: the question, the given attempt and
     reflection, and the release's A2 as the ground truth."""
     if not isinstance(rec, dict):
         return SourceSkip(index, "not_an_object")
-    sid = str(rec.get("id", "")) if rec.get("id") is not None else ""
+    sid = _source_id(rec)
     if "messages" in rec:
         turns, user, assistant = _turns(rec.get("messages"), "role", "content"), "user", "assistant"
     else:
         turns, user, assistant = _turns(rec.get("conversations"), "from", "value"), "human", "gpt"
-    images = rec.get("images", [])
-    if turns is None or not isinstance(images, list) or not all(isinstance(p, str) for p in images):
+    images = sharegpt_images(rec.get("images"))
+    if turns is None or images is None:
         return SourceSkip(index, "bad_layout", sid)
+    if _image_tokens(turns) != len(images):
+        return SourceSkip(index, "image_token_count_mismatch", sid)
     pair = _first_pair(turns, user, assistant)
     if pair is None:
         return SourceSkip(index, "no_question_answer_pair", sid)
@@ -190,7 +258,7 @@ def srpo_sft_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
     from srpo_reward.format import extract_answer  # the reward's own answer extraction
 
     gold = extract_answer(m.group("a2"))
-    row = _row(index, "srpo_sft", question, gold or "", list(images), sid)
+    row = _row(index, "srpo_sft", srpo_sft_question(question), gold or "", images, sid)
     if isinstance(row, dict):
         row["attempt"] = f"<think>{m.group('t1')}</think> <answer>{m.group('a1')}</answer>"
         row["reflection"] = m.group("r").strip()
