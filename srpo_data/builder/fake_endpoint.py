@@ -8,6 +8,11 @@ the byte level) and answers ``POST /v1/chat/completions`` deterministically from
   (``answers``: question -> ground truth) and ``right_rate``; a few get a broken format;
 - the *reflection* (system prompt of the teacher): ``{"reflection": "..."}`` (sometimes not JSON
   when ``bad_json_rate`` > 0, decided per request body so a retry can succeed);
+- the *judge* ("Rate the reasoning" in the prompt): ``{"score": n}``;
+- a *corrective turn* (the builder's retry after a reply that was not JSON: the request ends
+  with an assistant turn and a user turn): answered as an instruction-following model would,
+  with the JSON object that last user turn asks for (``{"score": ...}`` or
+  ``{"reflection": ...}``), whatever the step; a turn that asks for neither gets prose;
 - the *revision* ("Your reflection on it:" in the prompt): right unless the hash says otherwise.
 
 Faults (``fault_rate``, drawn per request from a seeded RNG): 429 with Retry-After, 500, a hang
@@ -71,8 +76,8 @@ class Script:
     seed: int = 0
     api_key: str | None = None
     echo_auth: bool = False
-    #: A teacher request that carries a corrective turn (an assistant message: the builder's
-    #: retry after a reply that was not JSON) is always answered with JSON.
+    #: A request that carries a corrective turn (an assistant message: the builder's retry
+    #: after a reply that was not JSON) is always answered with the JSON that turn asks for.
     json_on_correction: bool = False
     #: Send Retry-After as an HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``) instead of
     #: Retry-After-Ms.
@@ -80,6 +85,22 @@ class Script:
     #: Replaces :func:`scripted_reply` (same signature): a task's own scripted texts, e.g.
     #: :func:`srpo_data.learn_task.scripted_reply`.  Faults, delays and keys still apply.
     reply: Any = None
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return _text_of([m])[1]
+    return ""
+
+
+def _asked_for(body: dict[str, Any]) -> str | None:
+    """The JSON object a corrective turn asks for (``score``, ``reflection``) or None."""
+    asked = _last_user_text(body.get("messages", []))
+    for name in ("score", "reflection"):
+        if '{"%s"' % name in asked:
+            return name
+    return None
 
 
 def _text_of(messages: list[dict[str, Any]]) -> tuple[str, str]:
@@ -118,17 +139,20 @@ def scripted_reply(body: dict[str, Any], script: Script, nth: int = 0) -> str:
     q, gt = _question_of(user, script)
     frac = lambda salt: (_h(q, salt) % 10_000) / 10_000  # noqa: E731
     corrected = any(m.get("role") == "assistant" for m in body.get("messages", []))
-    if "Rate the reasoning" in user:  # the judge: a score from 1 to 10, a hash of the question
-        if script.bad_json_rate and not (script.json_on_correction and corrected) and (
-            _h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000
-        ) / 10_000 < script.bad_json_rate:
-            return "I would say about seven."
+    bad_json = not (script.json_on_correction and corrected) and bool(script.bad_json_rate) and (
+        _h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000
+    ) / 10_000 < script.bad_json_rate
+    # a corrective turn gets the object it asks for, even when that is not this step's object
+    asked = _asked_for(body) if corrected else None
+    judge = "Rate the reasoning" in user
+    if judge or system:
+        if bad_json:
+            return "I would say about seven." if judge else "Sure! Here is my reflection: the second step is wrong"
+        if corrected and asked is None:
+            return "I am not sure which JSON object you want."
+    if asked == "score" or (judge and not corrected):  # the judge: a score from 1 to 10, a hash of the question
         return json.dumps({"score": 1 + _h(q, "judge") % 10})
-    if system:  # the teacher's reflection
-        if script.json_on_correction and corrected:
-            pass
-        elif script.bad_json_rate and (_h(json.dumps(body, sort_keys=True), f"json{nth}") % 10_000) / 10_000 < script.bad_json_rate:
-            return "Sure! Here is my reflection: the second step is wrong"
+    if system or asked == "reflection":  # the teacher's reflection
         # the verdict line of prompts/reflection.txt ("The student's answer is {verdict}."); the bare phrase
         # "answer is wrong" is also in that prompt's instructions, so it matched every request
         verdict = "wrong" if "The student's answer is wrong." in user else "right"

@@ -193,7 +193,8 @@ class Runner:
     ) -> tuple[Any, str]:
         """Ask for a JSON step until ``parse(reply)`` gives a value (not None); returns it and
         the key of the try that gave it.  Try ``i`` is stored under ``key_at(i)``; a retry shows
-        the model its reply and what was wrong with it (a corrective turn).  After
+        the model its reply and what was wrong with it (a corrective turn that asks again for
+        ``step``'s own JSON, :data:`steps.FIX_PROMPTS`).  After
         ``json_retries`` more tries the step fails with ``bad_reason``; ``--retry-failed``
         grants a fresh budget after the stored tries."""
         cfg = self.cfg
@@ -214,7 +215,7 @@ class Runner:
                 self._raise_recorded(step, k0)
 
             def msgs(prev: dict[str, Any] | None = prev, why: str = why) -> list[dict[str, Any]]:
-                return messages() if prev is None else corrective_messages(messages(), prev["content"], why)
+                return messages() if prev is None else corrective_messages(messages(), prev["content"], why, step)
 
             rec = await self._call(sample, step, role, k, msgs, i, report_key=k0)
             used(rec)
@@ -590,6 +591,25 @@ class OutcomeTable:
             yield o
 
 
+def mix_counts(n_right: int, n_wrong: int, target_first_right: float) -> tuple[int, int]:
+    """How many first-right and first-wrong samples the mix keeps, in whole samples.
+
+    Every sample of the under-represented side is kept; of the other side, the count whose
+    share ``right / (right + wrong)`` is closest to the target (a tie keeps more samples).
+    So a side is emptied only when that is the closest split: 2 right and 1 wrong at 30%
+    keep 1 and 1 (50%, not 0%), 5 and 5 at 100% keep 5 and 0.
+
+    >>> mix_counts(2, 1, 0.3), mix_counts(50, 50, 0.3), mix_counts(10, 90, 0.3)
+    ((1, 1), (21, 50), (10, 23))
+    """
+    t = target_first_right
+    if n_right * (1 - t) > t * n_wrong:  # too many first-right: keep every wrong one
+        k = min(range(n_right + 1), key=lambda r: (abs(r / (r + n_wrong) - t) if r + n_wrong else 1.0, -r))
+        return k, n_wrong
+    k = min(range(n_wrong + 1), key=lambda w: (abs(n_right / (n_right + w) - t) if n_right + w else 1.0, -w))
+    return n_right, k
+
+
 @dataclass
 class RunResult:
     samples_in: int = 0
@@ -651,17 +671,9 @@ class RunResult:
 
         right = self.outcomes.kept_ids(True)
         wrong = self.outcomes.kept_ids(False)
-        t = target_first_right
         if not right or not wrong:
             return  # one side is empty: no mix can be met, and dropping everything helps nobody
-        if t >= 1.0:
-            keep_right, keep_wrong = len(right), 0
-        elif t <= 0.0:
-            keep_right, keep_wrong = 0, len(wrong)
-        elif len(right) > t / (1 - t) * len(wrong):
-            keep_right, keep_wrong = min(len(right), round(t / (1 - t) * len(wrong))), len(wrong)
-        else:
-            keep_right, keep_wrong = len(right), min(len(wrong), round((1 - t) / t * len(right)))
+        keep_right, keep_wrong = mix_counts(len(right), len(wrong), target_first_right)
 
         def rank(sid: str) -> str:
             return hashlib.sha256(f"{seed}:{sid}".encode()).hexdigest()

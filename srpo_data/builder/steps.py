@@ -19,14 +19,15 @@ from typing import Any
 from srpo_data.builder.config import stable_hash
 
 PROMPT_DIR = Path(__file__).with_name("prompts")
-PROMPT_FILES = ("attempt", "judge", "reflection_system", "reflection", "reflection_fix", "revise")
+PROMPT_FILES = ("attempt", "judge", "judge_fix", "reflection_system", "reflection", "reflection_fix", "revise")
 #: The prompt files each step's request is built from: only these enter its step key, so
 #: editing one prompt redoes only the steps that used it (and, through the upstream key, the
 #: steps after them).
 STEP_PROMPTS: dict[str, tuple[str, ...]] = {
     "attempt": ("attempt",),
     "judge": ("judge",),
-    "judge_retry": ("judge", "reflection_fix"),
+    # a retry of the judge after a reply that was not JSON adds its own corrective turn
+    "judge_retry": ("judge", "judge_fix"),
     "reflection": ("reflection_system", "reflection"),
     # a retry of the reflection after a reply that was not JSON adds the corrective turn
     "reflection_retry": ("reflection_system", "reflection", "reflection_fix"),
@@ -36,6 +37,8 @@ _PLACEHOLDER_RE = re.compile(r"\{(question|attempt|answer|ground_truth|verdict|r
 #: Version of the step-key layout; bump it to invalidate every stored step on purpose.
 #: 2: one prompt digest per step (STEP_PROMPTS) instead of one digest of every prompt.
 KEY_VERSION = 2
+#: The corrective turn of each step that asks for JSON: it asks again for that step's object.
+FIX_PROMPTS = {"reflection": "reflection_fix", "judge": "judge_fix"}
 #: Stand-in text for the blocks around a two-block span when it is checked inside the frame.
 _FILLER = "x"
 
@@ -90,11 +93,16 @@ def reflection_messages(
     return [{"role": "system", "content": load_prompt("reflection_system")}, user_message(text, image_urls)]
 
 
-def corrective_messages(base: list[dict[str, Any]], bad_reply: str, reason: str) -> list[dict[str, Any]]:
-    """``base`` plus the teacher's reply that was not the JSON asked for and a user turn that
-    says what was wrong: a retry that differs from the first request (with a seed or
-    temperature 0 the identical request would return the identical reply)."""
-    fix = render(load_prompt("reflection_fix"), reason=reason.replace("_", " "))
+def corrective_messages(
+    base: list[dict[str, Any]], bad_reply: str, reason: str, step: str = "reflection"
+) -> list[dict[str, Any]]:
+    """``base`` plus the reply that was not the JSON asked for and a user turn that says what
+    was wrong and asks again for ``step``'s own object (:data:`FIX_PROMPTS`: the reflection's
+    ``{"reflection": ...}``, the judge's ``{"score": n}``): a retry that differs from the first
+    request (with a seed or temperature 0 the identical request would return the identical reply)."""
+    if step not in FIX_PROMPTS:
+        raise KeyError(f"no corrective prompt for step {step!r}; known: {sorted(FIX_PROMPTS)}")
+    fix = render(load_prompt(FIX_PROMPTS[step]), reason=reason.replace("_", " "))
     return [*base, {"role": "assistant", "content": bad_reply}, {"role": "user", "content": fix}]
 
 
@@ -195,7 +203,17 @@ def quotes_ground_truth(reflection: str, ground_truth: str) -> bool:
     - Anything else counts as quoted when it appears as a whole token: ``12`` is quoted by
       ``equals 12.`` but not by ``120`` or ``1.12``.  This is strict on purpose: a short numeric
       answer that also occurs as an intermediate value drops the sample (counted).
+
+    The ground truth is read as the grader reads it (:func:`srpo_reward.grading.normalize_ground_truth`):
+    ``The answer is 5`` is quoted by ``5``, and ``A: 57`` by option A or by ``57``.
     """
+    from srpo_reward.grading import normalize_ground_truth
+
+    golds = normalize_ground_truth(ground_truth) or (ground_truth,)
+    return any(_quotes(reflection, g) for g in golds)
+
+
+def _quotes(reflection: str, ground_truth: str) -> bool:
     gt = _normalize(ground_truth)
     if not gt:
         return False

@@ -74,6 +74,12 @@ def _outcome(i: int, right: bool) -> Outcome:
         pytest.param(30, 70, 0.3, 30, 70, id="already-on-target"),
         pytest.param(5, 0, 0.3, 5, 0, id="one-side-only-keeps-it"),
         pytest.param(5, 5, 1.0, 5, 0, id="all-right"),
+        # small counts (issue 19): whole samples, the split closest to the target
+        pytest.param(2, 1, 0.3, 1, 1, id="small-never-empties-right-when-50pct-is-closer"),
+        pytest.param(1, 2, 0.3, 1, 2, id="small-already-closest"),
+        pytest.param(1, 100, 0.3, 1, 2, id="one-right-keeps-two-wrong"),
+        pytest.param(3, 1, 0.3, 1, 1, id="small-too-many-right"),
+        pytest.param(10, 1, 0.2, 0, 1, id="empty-side-only-when-closest"),
     ],
 )
 def test_mix_is_applied_exactly_and_deterministically(n_right: int, n_wrong: int, target: float, kept_right: int, kept_wrong: int) -> None:
@@ -148,3 +154,32 @@ def test_judge_and_mix_resume_after_sigkill(tmp_path: Path, fake_server) -> None
     for key in ("kept", "kept_first_right", "kept_first_wrong", "dropped", "judge", "mix"):
         assert a[key] == b[key], key
     assert (out / "sft.parquet").read_bytes() == (tmp_path / "ref" / "sft.parquet").read_bytes()
+
+
+def test_judge_corrective_turn_asks_for_a_score(tmp_path: Path, fake_server) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19: after a judge reply that is not JSON, the corrective turn asks for the judge's
+    ``{"score": n}`` (prompts/judge_fix.txt), not the teacher's ``{"reflection": ...}``: the
+    scripted server answers a corrective turn with what it asks for, so a wrong one fails."""
+    inp, answers = make_question_set(tmp_path / "data", 10)
+    # never JSON to a first request; the JSON the corrective turn asks for after it
+    srv = fake_server(answers=answers, bad_json_rate=1.0, json_on_correction=True)
+    cfg = build_config(inp, tmp_path / "out", srv.base_url, judge=endpoint(srv.base_url), judge_threshold=1, json_retries=1)
+    summary = build(cfg)
+    assert summary["failed"] == {} and summary["judge"]["scored"] > 0
+    assert summary["this_run"]["judge"]["completions"] == 2 * summary["judge"]["scored"]
+    steps = [json.loads(x) for x in (tmp_path / "out" / "steps.jsonl").read_text().splitlines()]
+    retries = [r for r in steps if r["step"] == "judge" and r["try"] == 1]
+    assert retries and all(parse_judge_score(r["content"])[1] == "ok" for r in retries)
+
+
+def test_scripted_server_answers_what_a_corrective_turn_asks_for() -> None:
+    from srpo_data.builder.fake_endpoint import Script, scripted_reply
+    from srpo_data.builder.steps import corrective_messages, judge_messages
+
+    script = Script(answers={"s1": "7"})
+    base = judge_messages("[q:s1] How many?", [], "<think>t</think> <answer>7</answer>", "7")
+    as_judge = scripted_reply({"messages": corrective_messages(base, "about seven", "not_json", "judge")}, script)
+    assert parse_judge_score(as_judge)[1] == "ok"
+    # a judge asked for the teacher's object answers that object: no score
+    as_teacher = scripted_reply({"messages": corrective_messages(base, "about seven", "not_json", "reflection")}, script)
+    assert parse_judge_score(as_teacher) == (None, "no_score_field") and '"reflection"' in as_teacher

@@ -184,3 +184,18 @@ def test_retry_after_header(headers: dict[str, str], seconds: float | None) -> N
 def test_redact_and_json_object() -> None:
     assert redact("Bearer sk-SECRET-1 failed", ["sk-SECRET-1"]) == "Bearer *** failed"
     assert parse_json_object("nothing here") is None
+
+
+@pytest.mark.parametrize(
+    "reflection, ground_truth, quoted",
+    [
+        # the ground truth is read as the grader reads it (issue 19)
+        pytest.param("So the count equals 5.", "The answer is 5", True, id="answer-is-value-quoted"),
+        pytest.param("I should count the cubes again.", "The answer is 5", False, id="answer-is-not-quoted"),
+        pytest.param("The angle must be 57 degrees.", "A: 57", True, id="letter-value-value-quoted"),
+        pytest.param("So the answer is A.", "A: 57", True, id="letter-value-letter-quoted"),
+        pytest.param("Angle A is a corresponding angle.", "A: 57", False, id="letter-value-point-name-not-quoted"),
+    ],
+)
+def test_leak_check_reads_the_ground_truth_like_the_grader(reflection: str, ground_truth: str, quoted: bool) -> None:
+    assert quotes_ground_truth(reflection, ground_truth) is quoted
