@@ -1,6 +1,6 @@
 """A grading worker process: reads JSON requests on stdin, writes JSON results on stdout.
 
-Started by :mod:`srpo_reward.grading` as ``python -m srpo_reward._grader_worker TARGET``
+Started by :mod:`srpo_reward.workers` as ``python -m srpo_reward._grader_worker TARGET``
 (TARGET = ``module:function``, called as ``function(gold, pred) -> (status, correct)``).
 A request is ``{"tasks": [[gold, pred], ...]}`` (a sample's answers in one round trip);
 the worker writes one result line per task as soon as it has it, so the parent keeps
@@ -25,7 +25,7 @@ def main(target: str) -> None:
     func = getattr(importlib.import_module(module_name), func_name)
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     try:  # warm the heavy imports so they do not count against the first task's limit
-        from srpo_reward.grading import warm_up
+        from srpo_reward.mathverify import warm_up
 
         warm_up()
     except Exception:

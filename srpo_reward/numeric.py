@@ -1,20 +1,17 @@
-"""Exact values of closed-form numeric answers (``\\frac{5}{\\sqrt{2}}``, ``2\\sqrt{3}``,
-``\\pi/6``, ``(2, -3)``, ``[-1, 3)``, ``(-\\infty, 2]``, ``\\{1, 3\\}``), for a fast path that
-decides before math-verify.
+"""The closed-form fast path: values of numeric answers (``\\frac{5}{\\sqrt{2}}``, ``2\\sqrt{3}``,
+``\\pi/6``, ``(2, -3)``, ``[-1, 3)``, ``(-\\infty, 2]``, ``\\{1, 3\\}``, ``\\frac{\\sqrt{3}}{4}a^2``)
+and :func:`compare`, a verdict that never contradicts math-verify.
 
 math-verify parses every answer with an ANTLR LaTeX grammar whose prediction costs a few
 milliseconds per answer even when warm; most RL ground truths are numbers written with
-fractions, roots and pi, which a small recursive-descent reader evaluates in microseconds.
-It reads only that subset: digits, decimals, ``\\frac``/``\\dfrac``/``\\tfrac``, ``\\sqrt``
-(also ``\\sqrt[n]{}``), ``\\pi``, ``+ - * /``, ``\\cdot``, ``\\times``, ``\\div``, ``^`` with a
-small exponent, parentheses and braces, implicit products (``2\\sqrt{3}``, ``4\\pi``); tuples
-and intervals of such numbers (an interval's endpoint may be ``\\infty``), and sets of them
-(``\\{1, 3\\}``, compared as sets).  Expressions in one-letter variables are compared by
-their exact values at three fixed rational points, pi being one more variable there and
-square roots of constants exact :class:`Surd` numbers (``\\frac{\\sqrt{3}}{4}a^2``,
-``\\pi r^2``; a root of a variable is refused).  Any other token (``e``, ``i``, a word,
-``\\circ``, a comma outside a tuple) makes it return None, and math-verify decides; so does an
-answer ending in one of math-verify's unit letters (:data:`MATH_VERIFY_SHORT_UNITS`).  Nothing is evaluated with ``eval``.
+fractions, roots and pi, which :mod:`srpo_reward.numeric_reader` evaluates in microseconds.
+Tuples and intervals of such numbers (an endpoint may be ``\\infty``) and sets of them are read
+here.  Expressions in one-letter variables are compared by their exact values at three fixed
+rational points (:data:`_POINTS`; pi is one more variable there, square roots of constants
+are exact :class:`~srpo_reward.surd.Surd` numbers; a root of a variable is refused).  Any
+other token (``e``, ``i``, a word, ``\\circ``, a comma outside a tuple) gives None, and
+math-verify decides; so does an answer ending in one of math-verify's unit letters
+(:data:`MATH_VERIFY_SHORT_UNITS`).
 
 :func:`compare` decides only where math-verify cannot disagree: equal when the values agree
 to 1e-9 (relative), different when they differ by more than 1e-3 of the larger magnitude (and
@@ -29,22 +26,12 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
-#: Largest exponent evaluated (beyond it, math-verify decides).
-MAX_EXPONENT = 64
+from .numeric_reader import VARIABLES, scalar, tokenize
+from .surd import Surd, Unsupported
+
 #: Longest answer read (characters).
 MAX_CHARS = 200
-
-_TOKEN_RE = re.compile(
-    r"\s*(?:(?P<num>\d+(?:\.\d+)?|\.\d+)|(?P<cmd>\\[A-Za-z]+)|(?P<var>[a-z])|(?P<op>[-+*/^(){}\[\],=−]))"
-)
-#: Letters read as variables (``e`` and ``i`` are constants to math-verify).
-VARIABLES = frozenset("abcdfghjklmnopqrstuvwxyz")
-#: Largest exponent of a variable expression (evaluated exactly, with fractions).
-MAX_POLY_EXPONENT = 16
-#: Largest power computed exactly, in bits of its numerator or denominator.
-MAX_BITS = 8192
 #: Exact points at which expressions in variables are compared: two polynomials (or rational
 #: functions) of modest degree that agree at all of them are identical.
 #: pi is one more variable there (it is transcendental, so an identity in x and pi holds
@@ -53,308 +40,8 @@ _POINTS = tuple(
     {v: Fraction(1_000_003 + 7919 * k * (j + 1), 97 + j + 13 * k) for j, v in enumerate(sorted(VARIABLES) + ["\\pi"])}
     for k in range(3)
 )
-#: Largest radicand (numerator times denominator) reduced to a square-free root.
-MAX_RADICAND = 10**8
-#: Most distinct square roots in one value (each new prime doubles them: work stays bounded).
-MAX_SURD_TERMS = 8
-_IGNORED = {"\\left", "\\right", "\\displaystyle"}
-_TIMES = {"\\cdot", "\\times", "*"}
-_FRACS = {"\\frac", "\\dfrac", "\\tfrac"}
 _CMD_RE = re.compile(r"\\[A-Za-z]+")
 _WORD_RE = re.compile(r"[A-Za-z]{3,}")
-_SPACES_RE = re.compile(r"\\[,!;: ]|\\q?quad|~")
-
-
-class _Unsupported(Exception):
-    pass
-
-
-def _square_free(n: int) -> tuple[int, int]:
-    """``(k, m)`` with ``n == k * k * m`` and ``m`` square-free (trial division)."""
-    k = m = 1
-    d = 2
-    while d * d <= n:
-        e = 0
-        while n % d == 0:
-            n //= d
-            e += 1
-        k *= d ** (e // 2)
-        m *= d ** (e % 2)
-        d += 1
-    return k, m * n
-
-
-class Surd:
-    """An exact number ``q_1 + q_2 \\sqrt{2} + q_3 \\sqrt{3} + ...``: rational coefficients
-    of square roots of square-free integers, ``{m: q}`` with no zero coefficient.  Division
-    only by a single term (``\\frac{x}{\\sqrt{5}}``); a sum of roots in a denominator is refused."""
-
-    __slots__ = ("c",)
-
-    def __init__(self, c: dict[int, Fraction]) -> None:
-        self.c = {m: q for m, q in c.items() if q}
-        if len(self.c) > MAX_SURD_TERMS:
-            raise _Unsupported("too many roots")
-        for q in self.c.values():
-            if max(q.numerator.bit_length(), q.denominator.bit_length()) > MAX_BITS:
-                raise _Unsupported("too large")
-
-    @staticmethod
-    def of(x: Any) -> Surd:
-        return x if isinstance(x, Surd) else Surd({1: Fraction(x)})
-
-    def rational(self) -> Fraction:
-        if set(self.c) - {1}:
-            raise _Unsupported("a root where a rational number is needed")
-        return self.c.get(1, Fraction(0))
-
-    def sqrt(self) -> Surd:
-        q = self.rational()
-        if q < 0 or q.numerator * q.denominator > MAX_RADICAND:
-            raise _Unsupported("radicand")
-        k, m = _square_free(q.numerator * q.denominator)  # sqrt(p/r) = sqrt(p r) / r
-        return Surd({m: Fraction(k, q.denominator)})
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (int, Fraction)):
-            other = Surd.of(other)
-        return isinstance(other, Surd) and self.c == other.c
-
-    def __hash__(self) -> int:
-        if set(self.c) <= {1}:  # equal to a Fraction, so hashed like it
-            return hash(self.c.get(1, Fraction(0)))
-        return hash(frozenset(self.c.items()))
-
-    def __repr__(self) -> str:
-        return f"Surd({self.c})"
-
-    def __add__(self, other: Any) -> Surd:
-        c = dict(self.c)
-        for m, q in Surd.of(other).c.items():
-            c[m] = c.get(m, 0) + q
-        return Surd(c)
-
-    __radd__ = __add__
-
-    def __neg__(self) -> Surd:
-        return Surd({m: -q for m, q in self.c.items()})
-
-    def __sub__(self, other: Any) -> Surd:
-        return self + -Surd.of(other)
-
-    def __rsub__(self, other: Any) -> Surd:
-        return Surd.of(other) - self
-
-    def __mul__(self, other: Any) -> Surd:
-        c: dict[int, Fraction] = {}
-        for m1, q1 in self.c.items():
-            for m2, q2 in Surd.of(other).c.items():
-                g = math.gcd(m1, m2)  # sqrt(m1 m2) = g sqrt(m1/g * m2/g), square-free again
-                m = (m1 // g) * (m2 // g)
-                c[m] = c.get(m, 0) + q1 * q2 * g
-        return Surd(c)
-
-    __rmul__ = __mul__
-
-    def inverse(self) -> Surd:
-        if len(self.c) != 1:
-            raise ZeroDivisionError("zero") if not self.c else _Unsupported("a sum in a denominator")
-        ((m, q),) = self.c.items()
-        return Surd({m: 1 / (q * m)})  # 1/(q sqrt(m)) = sqrt(m)/(q m)
-
-    def __truediv__(self, other: Any) -> Surd:
-        return self * Surd.of(other).inverse()
-
-    def __rtruediv__(self, other: Any) -> Surd:
-        return Surd.of(other) * self.inverse()
-
-    def __pow__(self, n: int) -> Surd:
-        base = self if n >= 0 else self.inverse()
-        out = Surd.of(1)
-        n = abs(n)
-        while n:  # by squaring
-            if n & 1:
-                out = out * base
-            n >>= 1
-            if n:
-                base = base * base
-        return out
-
-
-def _tokens(s: str) -> list[str]:
-    s = _SPACES_RE.sub(" ", s).strip()
-    out: list[str] = []
-    pos = 0
-    while pos < len(s):
-        m = _TOKEN_RE.match(s, pos)
-        if not m or m.end() == pos:
-            if s[pos:].strip() == "":
-                break
-            raise _Unsupported(s[pos:])
-        pos = m.end()
-        tok = m.group("num") or m.group("cmd") or m.group("var") or m.group("op")
-        if m.group("var") and tok not in VARIABLES:
-            raise _Unsupported(tok)
-        if tok in _IGNORED:
-            continue
-        out.append("-" if tok == "−" else "/" if tok == "\\div" else tok)
-    return out
-
-
-class _Reader:
-    """Floats for constants; with ``env`` (values of the variables and of pi) exact values:
-    fractions, or :class:`Surd` numbers where pi or a root enters, a square root being taken
-    of constants only (never of a variable: ``\\sqrt{x^2}`` is not ``x`` to math-verify)."""
-
-    def __init__(self, tokens: list[str], env: dict[str, Fraction] | None = None) -> None:
-        self.t = tokens
-        self.i = 0
-        self.env = env
-        #: Surd values only where pi or a root enters; plain fractions are much faster.
-        self.surd = env is not None and ("\\pi" in tokens or "\\sqrt" in tokens)
-        #: Inside a root's radicand or index: variables (and pi) refused.
-        self.constant_only = False
-
-    def peek(self) -> str | None:
-        return self.t[self.i] if self.i < len(self.t) else None
-
-    def take(self, expected: str | None = None) -> str:
-        tok = self.peek()
-        if tok is None or (expected is not None and tok != expected):
-            raise _Unsupported(f"expected {expected!r}, got {tok!r}")
-        self.i += 1
-        return tok
-
-    def expr(self) -> float:
-        value = self.term()
-        while self.peek() in ("+", "-"):
-            op = self.take()
-            rhs = self.term()
-            value = value + rhs if op == "+" else value - rhs
-        return value
-
-    def term(self) -> float:
-        value = self.unary()
-        divided = False
-        while True:
-            tok = self.peek()
-            if tok in _TIMES:
-                self.take()
-                value *= self.unary()
-            elif tok == "/":
-                self.take()
-                value /= self.unary()
-                divided = True
-            elif tok is not None and (tok in ("(", "{", "\\pi", "\\sqrt") or tok in _FRACS or tok[0].isdigit()
-                                      or tok in VARIABLES):
-                if divided:  # "1/2\sqrt{2}": readers disagree on what is divided
-                    raise _Unsupported("implicit product after a division")
-                value *= self.power()
-            else:
-                return value
-
-    def unary(self) -> float:
-        if self.peek() in ("-", "+"):
-            sign = -1.0 if self.take() == "-" else 1.0
-            return sign * self.unary()
-        return self.power()
-
-    def power(self) -> float:
-        base = self.atom()
-        if self.peek() != "^":
-            return base
-        self.take()
-        exponent = self.group() if self.peek() == "{" else self.atom_single()
-        if self.env is not None:
-            exponent = _rational(exponent)
-            if exponent != int(exponent) or abs(exponent) > MAX_POLY_EXPONENT:
-                raise _Unsupported("exponent")
-            if isinstance(base, Fraction):  # ((x^{16})^{16})^{16}: millions of digits
-                bits = max(base.numerator.bit_length(), base.denominator.bit_length()) * abs(int(exponent))
-                if bits > MAX_BITS:
-                    raise _Unsupported("too large")
-            return base ** int(exponent)  # a Surd refuses a coefficient past MAX_BITS itself
-        if abs(exponent) > MAX_EXPONENT:
-            raise _Unsupported("exponent")
-        if base < 0 and exponent != int(exponent):
-            raise _Unsupported("complex power")
-        return base**exponent
-
-    def group(self) -> float:
-        self.take("{")
-        value = self.expr()
-        self.take("}")
-        return value
-
-    def atom_single(self) -> float:
-        """A one-token argument (``\\sqrt 3``, ``x^2``): a number, pi or a variable."""
-        tok = self.take()
-        if self.env is not None:
-            if tok in VARIABLES or tok == "\\pi":
-                if self.constant_only:
-                    raise _Unsupported("a variable or pi under a root")
-                return Surd.of(self.env[tok]) if self.surd else self.env[tok]
-            if tok[0].isdigit() or tok[0] == ".":
-                return Surd.of(Fraction(tok)) if self.surd else Fraction(tok)
-            raise _Unsupported(tok)
-        if tok == "\\pi":
-            return math.pi
-        if tok[0].isdigit() or tok[0] == ".":
-            return float(tok)
-        raise _Unsupported(tok)
-
-    def atom(self) -> float:
-        tok = self.peek()
-        if tok is None:
-            raise _Unsupported("end")
-        if tok == "(":
-            self.take()
-            value = self.expr()
-            self.take(")")
-            return value
-        if tok == "{":
-            return self.group()
-        if tok in _FRACS:
-            self.take()
-            num = self.group()
-            den = self.group()
-            return num / den
-        if tok == "\\sqrt":
-            self.take()
-            outer, self.constant_only = self.constant_only, True
-            index = 2.0
-            if self.peek() == "[":
-                self.take()
-                index = self.expr()
-                self.take("]")
-                if self.env is not None:
-                    index = _rational(index)
-                if index != int(index) or not 2 <= index <= MAX_EXPONENT:
-                    raise _Unsupported("root index")
-            radicand = self.group() if self.peek() == "{" else self.atom_single()
-            self.constant_only = outer
-            if self.env is not None:
-                if index != 2:
-                    raise _Unsupported("a cube root in an expression with variables")
-                return radicand.sqrt()
-            if radicand < 0:
-                raise _Unsupported("negative radicand")
-            return radicand ** (1.0 / index)
-        return self.atom_single()
-
-
-def _rational(value: Fraction | Surd) -> Fraction:
-    return value.rational() if isinstance(value, Surd) else value
-
-
-def _scalar(tokens: list[str], env: dict[str, Fraction] | None = None):
-    reader = _Reader(tokens, env)
-    value = reader.expr()
-    if reader.peek() is not None:
-        raise _Unsupported(reader.peek())
-    if env is None and not math.isfinite(value):
-        raise _Unsupported("not finite")
-    return value
 
 
 @dataclass(frozen=True)
@@ -379,7 +66,7 @@ _INFINITY = {("\\infty",): math.inf, ("+", "\\infty"): math.inf, ("-", "\\infty"
 
 def _endpoint(tokens: list[str]) -> float:
     """An interval's endpoint: a closed-form number or (+/-) ``\\infty``."""
-    return _INFINITY.get(tuple(tokens)) or _scalar(tokens)
+    return _INFINITY.get(tuple(tokens)) or scalar(tokens)
 
 
 def _split_top(tokens: list[str]) -> list[list[str]]:
@@ -415,17 +102,17 @@ def _value_of(s: str) -> float | Polynomial | NumberSet | tuple[str, tuple[float
     try:
         braced = _SET_RE.fullmatch(s)
         if braced is not None:
-            tokens = _tokens(braced.group("inner"))
+            tokens = tokenize(braced.group("inner"))
             if not tokens:
                 return None  # the empty set: math-verify decides
-            return NumberSet(tuple(_scalar(p) for p in _split_top(tokens)))
-        tokens = _tokens(s)
+            return NumberSet(tuple(scalar(p) for p in _split_top(tokens)))
+        tokens = tokenize(s)
         if not tokens or "=" in tokens:
             return None
         if any(t in VARIABLES for t in tokens):
             if "," in tokens:
                 return None
-            return Polynomial(tuple(_scalar(tokens, env) for env in _POINTS))
+            return Polynomial(tuple(scalar(tokens, env) for env in _POINTS))
         if tokens[0] in ("(", "[") and tokens[-1] in (")", "]") and "," in tokens:
             parts = _split_top(tokens[1:-1])
             if len(parts) == 2:  # an interval or a point: an endpoint may be infinite
@@ -434,11 +121,11 @@ def _value_of(s: str) -> float | Polynomial | NumberSet | tuple[str, tuple[float
                 closing = ")" if math.isinf(hi) else tokens[-1]
                 return opening, (lo, hi), closing
             if len(parts) > 2:
-                return tokens[0], tuple(_scalar(p) for p in parts), tokens[-1]
+                return tokens[0], tuple(scalar(p) for p in parts), tokens[-1]
         if "," in tokens:
             return None
-        return _scalar(tokens)
-    except (_Unsupported, ArithmeticError, ValueError, TypeError, RecursionError):
+        return scalar(tokens)
+    except (Unsupported, ArithmeticError, ValueError, TypeError, RecursionError):
         return None
 
 
