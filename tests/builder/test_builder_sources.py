@@ -304,3 +304,55 @@ def test_release_gold_forms_grade_right_revisions_as_right(tmp_path: Path, fake_
     assert summary["complete"] and summary["bad_input"] == {}
     assert summary["dropped"].get("final_wrong", 0) == 0
     assert summary["kept"] + summary["dropped"].get("reflection_quotes_ground_truth", 0) == 8
+
+
+def _append_bad_record(path: Path, source: str) -> None:
+    """One record the release's tooling would refuse: an ``<image>`` with no image."""
+    bad = {
+        "mulberry": _mul("<image>Q?", "7", images=[]),
+        "llava_cot": _lv("<image>\nQ?", "<CONCLUSION>7</CONCLUSION>"),
+        "mathv360k": _lv("<image>\nQ?", "7"),
+        "srpo_sft": srpo_sft_record("Q?", _TARGET, None),
+    }[source]
+    if path.suffix == ".jsonl":
+        with path.open("a") as fh:
+            fh.write(json.dumps(bad) + "\n")
+    else:
+        recs = json.loads(path.read_text())
+        path.write_text(json.dumps([*recs, bad]))
+
+
+@pytest.mark.parametrize("source", [*sorted(RELEASES), "srpo_sft"])
+def test_release_look_alikes_through_the_cli(tmp_path: Path, fake_server, source: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19, done when: each release's look-alike in its real layout, plus one bad record,
+    through ``python -m srpo_data.build_reflections`` with the judge and the 30/70 mix: every
+    good record read, the bad one reported with its reason, the judge and the mix as documented."""
+    from srpo_data.build_reflections import main
+
+    root = tmp_path / source
+    root.mkdir()
+    if source == "srpo_sft":
+        path, images, tag, n = srpo_sft_release(root, 12), root, "r", 12
+    else:
+        make, image_root, tag = RELEASES[source]
+        path, images, n = make(root, 12), image_root(root), 12
+    _append_bad_record(path, source)
+    # a third of the teacher's and judge's first replies are not JSON; the corrective turns are answered
+    srv = fake_server(answers={f"{tag}{i}": _gt(i) for i in range(n)}, right_rate=0.6, bad_json_rate=0.3, json_on_correction=True)
+    ep = f"{{base_url: '{srv.base_url}', model: fake, timeout: 5, backoff_initial: 0.02}}"
+    out = tmp_path / "out"
+    argv = ["--input", str(path), "--input-format", source, "--image-dir", str(images), "--out", str(out),
+            "--policy", ep, "--teacher", ep, "--judge", ep, "--judge-threshold", "1", "--target-first-right", "0.3",
+            "--no-progress"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples_in"] == n + 1 and summary["bad_input"] == {"image_token_count_mismatch": 1}
+    assert summary["failed_total"] == 0  # non-JSON teacher and judge replies were asked again and answered
+    if source != "srpo_sft":  # the release's attempts are given: nothing for the judge to score
+        assert summary["judge"]["scored"] > 0
+    from srpo_data.builder.pipeline import mix_counts
+
+    # the mix kept every sample of one side and the closest count of the other
+    right, wrong, d = summary["kept_first_right"], summary["kept_first_wrong"], summary["dropped"].get("mix_balance", 0)
+    assert summary["kept"] == right + wrong > 0
+    assert (right, wrong) in (mix_counts(right + d, wrong, 0.3), mix_counts(right, wrong + d, 0.3)) or not (right and wrong)
