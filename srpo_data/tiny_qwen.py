@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 # Qwen2.5's added tokens in the hub order (ids follow the regular vocabulary).
@@ -212,8 +213,16 @@ def _train_byte_level_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return dict(model["vocab"]), merges  # type: ignore[arg-type]
 
 
-def _build_tokenizer(out_dir: Path) -> dict[str, int]:
-    """Write the tokenizer files; return the ids of the added tokens."""
+def _build_tokenizer(
+    out_dir: Path,
+    added_tokens: tuple[tuple[str, bool], ...] = QWEN25_ADDED_TOKENS,
+    chat_template: str = QWEN25_VL_CHAT_TEMPLATE,
+) -> dict[str, int]:
+    """Write the tokenizer files; return the ids of the added tokens.
+
+    ``added_tokens`` (text, special) in the hub's order follow the BPE vocabulary; the Qwen3-VL
+    builder (:mod:`srpo_data.tiny_qwen3vl`) passes Qwen3's tokens and its own template.
+    """
     from tokenizers import AddedToken
     from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
 
@@ -231,15 +240,15 @@ def _build_tokenizer(out_dir: Path) -> dict[str, int]:
         split_special_tokens=False,
     )
     # Added tokens in the hub's order, appended after the BPE vocabulary.
-    for text, special in QWEN25_ADDED_TOKENS:
+    for text, special in added_tokens:
         tokenizer.add_tokens([AddedToken(text, special=special, normalized=False)], special_tokens=special)
     # As in the hub's tokenizer_config.json of the Instruct model.
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.pad_token = "<|endoftext|>"
-    tokenizer.chat_template = QWEN25_VL_CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template
     tokenizer.save_pretrained(out_dir)
-    ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in QWEN25_ADDED_TOKENS}
-    expected = list(range(len(vocab), len(vocab) + len(QWEN25_ADDED_TOKENS)))
+    ids = {text: tokenizer.convert_tokens_to_ids(text) for text, _ in added_tokens}
+    expected = list(range(len(vocab), len(vocab) + len(added_tokens)))
     if list(ids.values()) != expected:
         raise RuntimeError(f"added token ids are not contiguous after the vocabulary: {ids}")
     return ids
@@ -333,14 +342,32 @@ def build_tiny_qwen25vl(out_dir: str | os.PathLike[str]) -> Path:
     The build goes to a sibling temporary folder whose files are moved in at
     the end (the marker last), so an interrupted build never looks complete.
     """
+    return build_folder(out_dir, _build_into, build_fingerprint(), REQUIRED_FILES)
+
+
+def build_folder(
+    out_dir: str | os.PathLike[str],
+    build_into: Callable[[Path], None],
+    fingerprint: str,
+    required: tuple[str, ...],
+) -> Path:
+    """Build (or reuse) a model folder: ``build_into(tmp)`` writes it, the done-marker holds ``fingerprint``.
+
+    Shared by the tiny Qwen2.5-VL and Qwen3-VL builders; ``build_into`` must write the marker last.
+    """
     out = Path(out_dir)
-    if _complete(out):
+    marker = out / _DONE_MARKER
+    if (
+        marker.is_file()
+        and all((out / name).is_file() for name in required)
+        and marker.read_text(encoding="utf-8").strip() == fingerprint
+    ):
         return out
     out.mkdir(parents=True, exist_ok=True)
-    (out / _DONE_MARKER).unlink(missing_ok=True)  # stale or partial: not complete while rebuilding
+    marker.unlink(missing_ok=True)  # stale or partial: not complete while rebuilding
     tmp = Path(tempfile.mkdtemp(prefix=".tiny_qwen_build_", dir=out.parent))
     try:
-        _build_into(tmp)
+        build_into(tmp)
         for item in sorted(tmp.iterdir(), key=lambda p: p.name == _DONE_MARKER):  # marker last
             item.chmod(0o644)
             os.replace(item, out / item.name)

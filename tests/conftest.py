@@ -48,3 +48,19 @@ def tiny_qwen_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("tiny_qwen25vl")
     return build_tiny_qwen25vl(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3vl_dir(tmp_path_factory):
+    """A random-weight Qwen3-VL with the Instruct chat template (``srpo_data.tiny_qwen3vl``)."""
+    from srpo_data.tiny_qwen3vl import build_tiny_qwen3vl
+
+    return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen3vl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3vl_thinking_dir(tmp_path_factory):
+    """The same tiny Qwen3-VL with the real Thinking chat template (which the recipe refuses)."""
+    from srpo_data.tiny_qwen3vl import build_tiny_qwen3vl
+
+    return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen3vl_thinking"), variant="thinking")
