@@ -13,7 +13,9 @@ process exits with status 1.  One module per stage, next to the checks it shares
 
 - :mod:`.sft`: the config composes (misspelled keys fail here); verl's config
   dataclasses build (model with its tokenizer and processor, engine, optimizer,
-  checkpoint); the batch divides the data-parallel size and the data has at least
+  checkpoint); the chat template renders the five-block target verbatim and prefills
+  no format tag (:mod:`recipe.srpo.chat_template`; the Qwen3-VL Thinking template fails
+  both); the batch divides the data-parallel size and the data has at least
   one batch; the memory knob in effect (dynamic batching: tokens per GPU); the vision
   freeze is installed through verl's ``external_lib`` hook and freezes the model's real
   layout (built on the meta device: no weights loaded); a few rows load through verl's
@@ -24,7 +26,7 @@ process exits with status 1.  One module per stage, next to the checks it shares
 - :mod:`.grpo`: compose; the legacy reward key is refused; verl's own
   ``validate_config`` (batch divisibility by the GPU count, micro-batch keys) plus
   the trainer's mini-batch and rollout-parallel arithmetic; verl's config
-  dataclasses; the model; verl's own overlong-prompt filter over the whole of both
+  dataclasses; the model and its chat template (as for SFT); verl's own overlong-prompt filter over the whole of both
   data files (a train file leaving less than one batch is refused); a few rows of each
   through verl's dataset class (the SRPO prompt applied, images reaching the processor);
   :mod:`.grpo_reward`: the reward weights, verl's reward-function loader and reward

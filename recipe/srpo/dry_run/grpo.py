@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from recipe.srpo.chat_template import check_chat_template
 from recipe.srpo.checks import ConfigError, check_no_legacy_reward_key, check_reward_kwargs
 from recipe.srpo.compose import GRPO_CONFIG, compose
 from recipe.srpo.dry_run.common import (
@@ -85,6 +86,9 @@ def dry_run_grpo(
             "(the base model then stands in until the merge writes it)",
         )
         report.ok("model", f"{type(model_cfg.processor).__name__}, tokenizer {type(model_cfg.tokenizer).__name__}")
+
+    with step("chat template"):
+        report.ok("chat template", check_chat_template(model_cfg.processor))
 
     check_freeze(model_cfg, cfg.actor_rollout_ref.model.external_lib, report)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from recipe.srpo.chat_template import check_chat_template
 from recipe.srpo.checks import ConfigError
 from recipe.srpo.compose import SFT_CONFIG, compose
 from recipe.srpo.dry_run.common import (
@@ -36,6 +37,9 @@ def dry_run_sft(overrides: Sequence[str], rows: int = DEFAULT_ROWS, report: Repo
     with step("model"):
         model_cfg = model_config(cfg.model, None, report, "model")
         report.ok("model", f"{cfg.model.path}: {type(model_cfg.processor).__name__}")
+
+    with step("chat template"):
+        report.ok("chat template", check_chat_template(model_cfg.processor))
 
     with step("verl config dataclasses"):
         resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
