@@ -1,8 +1,9 @@
 """Throughput, latency and worst case of srpo_reward.compute_score against verl's own
 math-verify scorer (``verl.utils.reward_score.math_verify.compute_score``), same run.
 
-    .venv/bin/python benchmarks/bench_reward.py [--groups 60] [--group 8] [--threads 8]
+    .venv/bin/python benchmarks/bench_reward.py [--groups 60] [--group 8] [--threads 8] [--rounds 3]
     .venv/bin/python benchmarks/bench_reward.py --latency      # math-verify's latency per answer
+    .venv/bin/python benchmarks/bench_reward.py --round-trip   # what a worker round trip costs per answer
     .venv/bin/python benchmarks/bench_reward.py --adversarial  # worst wall time per sample
 
 Corpora (every rollout text is distinct, so nothing is scored twice; answers repeat
@@ -20,8 +21,14 @@ an asyncio loop calling the sync scorer through ``loop.run_in_executor`` from
 ``--threads`` executor threads, as verl 0.9.1's ``NaiveRewardManager`` does.  The peer
 grades only the final answer (it has no format or reflection terms); ours grades both
 answers.  The verdict cache is cleared before each timed run of ours.  Both are warmed first on a
-corpus of the same shape with other ground truths.  The line "answers decided by" says
-which share of the answers a fast path decided and which math-verify did.
+corpus of the same shape with other ground truths.
+
+On a shared machine the load changes from second to second, so each shape runs ``--rounds``
+rounds, ours then verl's on the same corpus, every round with ground truths of its own; the
+ratio printed is the median of the rounds' ratios (with their range), next to the CPU time
+per sample of each, caller plus grading processes (less sensitive to the load than wall
+time).  The line "answers decided by" says which share of the answers each grading path
+decided (the fast paths or math-verify), and how many distinct pairs math-verify graded.
 """
 
 from __future__ import annotations
@@ -187,41 +194,138 @@ def _reward_loop(fn, rollouts, threads: int) -> tuple[float, list]:
 
 
 def method_mix(rollouts) -> str:
-    """Which grading path decided each answer of the corpus (the fast paths or math-verify)."""
+    """Which grading path decided each answer of the corpus (the fast paths or math-verify),
+    and how many distinct (ground truth, answer) pairs math-verify was given."""
     import collections
 
+    from srpo_reward.fast_paths import prepare
     from srpo_reward.format import parse_response
-    from srpo_reward.grading import grade_answers
+    from srpo_reward.grading import grade_answers, normalize_ground_truth
 
     counts = collections.Counter()
+    pairs = set()
     for text, gold in rollouts:
         parsed = parse_response(text)
-        counts.update(g.method for g in grade_answers([parsed.first_answer, parsed.final_answer], gold, timeout=30))
+        answers = [parsed.first_answer, parsed.final_answer]
+        counts.update(g.method for g in grade_answers(answers, gold, timeout=30))
+        for answer in answers:
+            pairs.update(prepare(answer, normalize_ground_truth(gold), None, None, 1e-4).tasks)
     total = sum(counts.values())
-    return ", ".join(f"{m} {c / total:.0%}" for m, c in counts.most_common())
+    shares = ", ".join(f"{m} {c / total:.0%}" for m, c in counts.most_common())
+    return f"{shares} (of {total} answers; {len(pairs)} distinct pairs went to math-verify)"
 
 
-def compare(name: str, rollouts, threads: int) -> None:
+def _cpu_seconds(pids) -> dict[int, float]:
+    """CPU time (user + system) of each live process in ``pids``, from ``/proc`` (Linux)."""
+    import os
+
+    out = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def _grading_pids(which: str) -> list[int]:
+    """The grading processes of ours (the worker pool) or of verl's scorer (its process pool)."""
+    if which == "ours":
+        from srpo_reward import workers
+
+        pool = workers._pool
+        return [w.proc.pid for w in pool.idle] if pool is not None else []
+    from verl.utils.reward_score import math_verify
+
+    pool = math_verify._pool
+    return list(pool._processes) if pool is not None else []
+
+
+def _timed(run, fn, rollouts, which: str) -> tuple[float, float, list]:
+    """Wall seconds, CPU seconds (caller and grading processes) and results of one run."""
+    before = _cpu_seconds(_grading_pids(which))
+    c0 = time.process_time()
+    wall, out = run(fn, rollouts)
+    cpu = time.process_time() - c0
+    after = _cpu_seconds(_grading_pids(which))
+    cpu += sum(v - before.get(pid, 0.0) for pid, v in after.items())
+    return wall, cpu, out
+
+
+def compare(name: str, corpora, threads: int) -> None:
+    """Ours and verl's on each corpus of ``corpora`` (one round each, alternating), both shapes;
+    the ratios printed are medians over the rounds, with their range."""
     from srpo_reward.grading import verdict_cache
 
-    n = len(rollouts)
-    print(f"\n== {name}: {n} samples ({len(set(g for _, g in rollouts))} ground truths)")
+    n = len(corpora[0])
+    print(f"\n== {name}: {n} samples a round, {len(corpora)} rounds "
+          f"({len(set(g for _, g in corpora[0]))} ground truths a round)")
     for mode in ("one thread", f"reward loop, {threads} executor threads"):
         run = _serial if mode == "one thread" else (lambda f, r: _reward_loop(f, r, threads))
-        verdict_cache.clear()
-        t_ours, ours = run(_ours, rollouts)
-        t_peer, peer = run(_peer, rollouts)
-        acc_ours = sum(o["acc"] for o in ours) / n
-        print(f"{mode:38s} ours {n / t_ours:8.1f}/s   verl {n / t_peer:8.1f}/s   ratio {t_peer / t_ours:5.2f}x   "
-              f"final-answer acc ours {acc_ours:.3f} verl {sum(peer) / n:.3f}   "
-              f"grade_error {sum(o['grade_error'] for o in ours):.0f}")
-    print(f"answers decided by: {method_mix(rollouts)}")
+        rows = []
+        for rollouts in corpora:
+            verdict_cache.clear()
+            w_ours, c_ours, ours = _timed(run, _ours, rollouts, "ours")
+            w_peer, c_peer, peer = _timed(run, _peer, rollouts, "verl")
+            rows.append((w_ours, w_peer, c_ours, c_peer, ours, peer))
+        ratios = sorted(r[1] / r[0] for r in rows)
+        cpu_ratios = sorted(r[3] / r[2] for r in rows)
+        med = statistics.median
+        ours, peer = rows[0][4], rows[0][5]
+        print(f"{mode:38s} ours {n / med(r[0] for r in rows):8.1f}/s   verl {n / med(r[1] for r in rows):8.1f}/s   "
+              f"ratio {med(ratios):5.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f})   "
+              f"CPU ms/sample ours {1000 * med(r[2] for r in rows) / n:5.2f} verl {1000 * med(r[3] for r in rows) / n:5.2f} "
+              f"(ratio {med(cpu_ratios):.2f}x)   "
+              f"final-answer acc ours {sum(o['acc'] for o in ours) / n:.3f} verl {sum(peer) / n:.3f}   "
+              f"grade_error {sum(o['grade_error'] for r in rows for o in r[4]):.0f}")
+    print(f"answers decided by: {method_mix(corpora[0])}")
+
+
+def round_trip(rollouts) -> None:
+    """What a worker round trip costs per answer: the corpus's distinct math-verify pairs graded
+    in this process and through one worker, each pass after a warm pass on the same pairs."""
+    from srpo_reward import verdicts, workers
+    from srpo_reward.fast_paths import prepare
+    from srpo_reward.format import parse_response
+    from srpo_reward.grading import math_verify_grade, normalize_ground_truth
+
+    pairs = []
+    for text, gold in rollouts:
+        parsed = parse_response(text)
+        for answer in (parsed.first_answer, parsed.final_answer):
+            pairs.extend(prepare(answer, normalize_ground_truth(gold), None, None, 1e-4).tasks)
+    pairs = list(dict.fromkeys(pairs))
+    worker = workers.Worker(verdicts.WORKER_TARGET)
+    while not worker.poll_ready():
+        time.sleep(0.01)
+
+    def in_process() -> float:
+        t0 = time.perf_counter()
+        for gold, pred in pairs:
+            math_verify_grade(gold, pred)
+        return time.perf_counter() - t0
+
+    def through_worker(batch: int) -> float:
+        t0 = time.perf_counter()
+        for i in range(0, len(pairs), batch):
+            worker.grade_many(pairs[i : i + batch], time.monotonic() + 60, [])
+        return time.perf_counter() - t0
+
+    in_process(), through_worker(1)  # warm both on these very pairs
+    t_in, t_one, t_two = in_process(), through_worker(1), through_worker(2)
+    worker.kill()
+    per = lambda t: 1000 * t / len(pairs)  # noqa: E731
+    print(f"{len(pairs)} distinct math-verify pairs, warm, ms per answer: in this process {per(t_in):.2f}, "
+          f"through a worker {per(t_one):.2f} one per round trip, {per(t_two):.2f} two per round trip "
+          f"(round trip {per(t_one) - per(t_in):+.2f} ms per answer)")
 
 
 def latency(rollouts) -> None:
     """math-verify's own latency per (gold, answer) in this process, warm, on the corpus's answers."""
     from srpo_reward.format import parse_response
-    from srpo_reward.grading import all_boxed, math_verify_grade, normalize_ground_truth
+    from srpo_reward.grading import math_verify_grade, normalize_ground_truth
 
     pairs = []
     for text, gold in rollouts:
@@ -240,7 +344,6 @@ def latency(rollouts) -> None:
     print(f"math-verify latency over {len(times)} distinct (gold, answer) pairs, ms: "
           f"p50 {q(0.5):.1f}  p90 {q(0.9):.1f}  p99 {q(0.99):.1f}  p99.9 {q(0.999):.1f}  max {times[-1] * 1000:.1f}  "
           f"mean {statistics.mean(times) * 1000:.1f}")
-    del all_boxed
 
 
 ADVERSARIAL = [
@@ -306,7 +409,9 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8, help="rollouts per ground truth")
     ap.add_argument("--legacy-n", type=int, default=480)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds per shape, each on a corpus of its own")
     ap.add_argument("--latency", action="store_true")
+    ap.add_argument("--round-trip", action="store_true", help="what a worker round trip costs per answer")
     ap.add_argument("--adversarial", action="store_true")
     args = ap.parse_args()
 
@@ -320,6 +425,9 @@ def main() -> None:
     if args.adversarial:
         adversarial(args.threads)
         return
+    if args.round_trip:
+        round_trip(realistic)
+        return
     # Warm both on a corpus of the same shape that shares no ground truth with the timed ones
     # (math-verify's LaTeX parser gets faster per kind of expression it has seen, in each of
     # our worker processes and in verl's process alike); then forget our verdicts.
@@ -330,8 +438,11 @@ def main() -> None:
     _serial(_peer, warm)
     verdict_cache.clear()
     print(f"GRPO groups of {args.group}; peer = verl.utils.reward_score.math_verify.compute_score")
-    compare("realistic (LaTeX-heavy ground truths, long reasoning)", realistic, args.threads)
-    compare("legacy (the README's previous corpus)", legacy_rollouts(args.legacy_n, args.group), args.threads)
+    # Round r has ground truths of its own (k shifted by 20 r; round 0 is the corpus quoted before).
+    rounds = [realistic] + [realistic_rollouts(args.groups, args.group, seed=r, k0=20 * r) for r in range(1, args.rounds)]
+    compare("realistic (LaTeX-heavy ground truths, long reasoning)", rounds, args.threads)
+    legacy = [legacy_rollouts(args.legacy_n, args.group, seed=r) for r in range(args.rounds)]
+    compare("legacy (the README's previous corpus)", legacy, args.threads)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,22 @@ import re
 from typing import Any, Mapping
 
 _APPROX_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+#: Each ASCII byte's class for :data:`_APPROX_TOKEN_RE`, as the regex itself reads it: ``w``
+#: (``\w``), space (``\s``, with ``\x1c``-``\x1f``) or ``p`` (a one-character token).
+_ASCII_CLASSES = bytes(
+    ord("w") if re.fullmatch(r"\w", chr(i)) else ord(" ") if re.fullmatch(r"\s", chr(i)) else ord("p")
+    for i in range(128)
+) + b"p" * 128
+
+
+def _approx_tokens(text: str) -> int:
+    """``len(_APPROX_TOKEN_RE.findall(text))``; for ASCII text counted on byte classes, ten
+    times faster on a long reasoning: one token per ``p``, one per run of ``w``."""
+    if not text.isascii():
+        return len(_APPROX_TOKEN_RE.findall(text))
+    t = text.encode("ascii").translate(_ASCII_CLASSES)
+    return t.count(b"p") + t.count(b" w") + t.count(b"pw") + t.startswith(b"w")
+
 
 #: ``extra_info`` key under which a caller may pass token counts:
 #: ``{"total": <tokens of the whole response>, "first_attempt": <tokens of T1 + A1>}``.
@@ -25,7 +41,7 @@ TOKEN_COUNTS_KEY = "srpo_token_counts"
 
 def count_units(text: str, unit: str = "approx_tokens") -> int:
     if unit == "approx_tokens":
-        return len(_APPROX_TOKEN_RE.findall(text))
+        return _approx_tokens(text)
     if unit == "words":
         return len(text.split())
     if unit == "chars":

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .guard import MAX_BOXES
@@ -13,8 +14,22 @@ _SPACING_RE = re.compile(r"\\[,!;:> ]|\\q?quad|~")
 _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right)\b")
 
 
+#: Texts up to this length are normalised once and remembered (a group's ground truth is read
+#: for each of its answers, by several paths); longer ones are never kept.
+CACHED_CHARS = 512
+
+
 def normalize_text(s: str) -> str:
     """Strip math delimiters, ``\\text{}`` wrappers and spacing commands."""
+    return _normalize_cached(s) if len(s) <= CACHED_CHARS else _normalize(s)
+
+
+@functools.lru_cache(maxsize=16384)
+def _normalize_cached(s: str) -> str:
+    return _normalize(s)
+
+
+def _normalize(s: str) -> str:
     s = s.strip()
     s = s.replace("\\$", "").replace("$", "")  # a currency sign, then math delimiters
     s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()

@@ -71,9 +71,40 @@ DEFAULT_CACHE_SIZE = 65536
 verdict_cache = _VerdictCache(int(os.environ.get("SRPO_GRADE_CACHE", DEFAULT_CACHE_SIZE)))
 
 
+class _Flights:
+    """The (target, gold, pred) pairs some thread is grading right now.  A thread that needs one
+    of them waits for that verdict instead of grading it again (verl's reward loop scores a
+    group's rollouts in several executor threads at once, and they repeat answers)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: dict[tuple[str, str, str], threading.Event] = {}
+
+    def claim(self, keys: Sequence[tuple[str, str, str]]):
+        """(the keys this thread must grade, the events of those another thread is grading)."""
+        mine, theirs = [], {}
+        with self.lock:
+            for key in keys:
+                if key in self.running:
+                    theirs[key] = self.running[key]
+                else:
+                    self.running[key] = threading.Event()
+                    mine.append(key)
+        return mine, theirs
+
+    def done(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        with self.lock:
+            for key in keys:
+                self.running.pop(key).set()
+
+
+_flights = _Flights()
+
+
 def run_math_verify(tasks: Sequence[tuple[str, str]], deadline: float) -> list[Grade]:
-    """Grade ``(gold, pred)`` pairs with math-verify, from the cache or in one worker round
-    trip, all within ``deadline``; a pair without a verdict in time is a ``timeout``."""
+    """Grade ``(gold, pred)`` pairs with math-verify within ``deadline``: each from the cache,
+    from another thread grading it now, or in this call's one worker round trip.  A pair
+    without a verdict in time is a ``timeout``."""
     target = WORKER_TARGET
     grades: list[Grade | None] = [None] * len(tasks)
     todo: list[int] = []
@@ -89,35 +120,7 @@ def run_math_verify(tasks: Sequence[tuple[str, str]], deadline: float) -> list[G
             todo.append(i)
     unique = list(dict.fromkeys(tasks[i] for i in todo))
     if unique:
-        results: list[tuple[str, bool]] = []
-        failure = ""
-        pool = workers.get_pool()
-        # The budget is for grading: waiting for a free worker (other samples' turns, in verl's
-        # executor threads) is bounded separately, so that concurrency never turns a right
-        # answer into a timeout.  The process's first grades also wait for the workers to start.
-        budget = max(0.0, deadline - time.monotonic())
-        wait = QUEUE_WAIT_S if pool.warm else QUEUE_ALLOWANCE_S
-        try:
-            worker = pool.acquire(target, time.monotonic() + budget + wait)
-        except Exception:
-            worker, failure = None, "error"
-        deadline = time.monotonic() + budget
-        if worker is None:
-            failure = failure or "timeout"
-        else:
-            healthy = False
-            try:
-                worker.grade_many(unique, deadline, results)
-                healthy = True
-            except TimeoutError:
-                failure = "timeout"
-            except Exception:  # the worker died or wrote garbage
-                failure = "error"
-            finally:
-                pool.release(worker, healthy)
-        verdicts = dict(zip(unique, results))
-        for task, verdict in verdicts.items():
-            verdict_cache.put((target, *task), verdict)
+        verdicts, failure = _grade(target, unique, deadline)
         for i in todo:
             verdict = verdicts.get(tasks[i])
             if verdict is None:
@@ -125,3 +128,62 @@ def run_math_verify(tasks: Sequence[tuple[str, str]], deadline: float) -> list[G
             else:
                 grades[i] = Grade(verdict[1] and verdict[0] == "ok", verdict[0], "math_verify")
     return [g if g is not None else Grade(False, "error") for g in grades]
+
+
+def _grade(target: str, pairs: list[tuple[str, str]], deadline: float) -> tuple[dict, str]:
+    """Verdicts of ``pairs`` (none cached), and the failure of those without one."""
+    mine, theirs = _flights.claim([(target, *pair) for pair in pairs])
+    verdicts: dict[tuple[str, str], tuple[str, bool]] = {}
+    failure = ""
+    try:
+        if mine:
+            verdicts, failure = _round_trip(target, [key[1:] for key in mine], deadline)
+            for pair, verdict in verdicts.items():
+                verdict_cache.put((target, *pair), verdict)
+    finally:
+        _flights.done(mine)
+    left = []
+    for key, event in theirs.items():  # the other thread waits at most as long as this one would
+        event.wait(max(0.0, deadline - time.monotonic()) + QUEUE_WAIT_S)
+        hit = verdict_cache.get(key)
+        if hit is None:  # it failed (a timeout is never cached) or the cache is off: try here
+            left.append(key[1:])
+        else:
+            verdicts[key[1:]] = hit
+    if left:
+        more, failure_left = _round_trip(target, left, deadline)
+        verdicts.update(more)
+        failure = failure or failure_left
+    return verdicts, failure
+
+
+def _round_trip(target: str, unique: list[tuple[str, str]], deadline: float) -> tuple[dict, str]:
+    """One worker round trip for ``unique`` pairs: their verdicts in by ``deadline``, and the
+    failure (``timeout``/``error``) of the rest."""
+    results: list[tuple[str, bool]] = []
+    failure = ""
+    pool = workers.get_pool()
+    # The budget is for grading: waiting for a free worker (other samples' turns, in verl's
+    # executor threads) is bounded separately, so that concurrency never turns a right
+    # answer into a timeout.  The process's first grades also wait for the workers to start.
+    budget = max(0.0, deadline - time.monotonic())
+    wait = QUEUE_WAIT_S if pool.warm else QUEUE_ALLOWANCE_S
+    try:
+        worker = pool.acquire(target, time.monotonic() + budget + wait, unique[0][0])
+    except Exception:
+        worker, failure = None, "error"
+    deadline = time.monotonic() + budget
+    if worker is None:
+        failure = failure or "timeout"
+    else:
+        healthy = False
+        try:
+            worker.grade_many(unique, deadline, results)
+            healthy = True
+        except TimeoutError:
+            failure = "timeout"
+        except Exception:  # the worker died or wrote garbage
+            failure = "error"
+        finally:
+            pool.release(worker, healthy)
+    return dict(zip(unique, results)), failure

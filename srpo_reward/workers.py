@@ -18,10 +18,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from typing import Sequence
 
 #: Worker processes for math-verify; override with ``SRPO_GRADER_WORKERS``.
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: Ground truths the pool remembers per worker (a worker keeps 4096 gold parses).
+GOLDS_REMEMBERED = 256
 
 
 class Worker:
@@ -45,6 +48,16 @@ class Worker:
         )
         self.ready = False
         self._buf = b""  # bytes read from the worker's stdout, not yet a whole line
+        #: Ground truths this worker was given lately (it keeps their parses): the pool gives a
+        #: group's later answers to the same worker when it is free, so the gold is parsed once.
+        self.golds: OrderedDict[str, None] = OrderedDict()
+
+    def remember(self, gold: str | None) -> None:
+        if gold is not None:
+            self.golds[gold] = None
+            self.golds.move_to_end(gold)
+            while len(self.golds) > GOLDS_REMEMBERED:
+                self.golds.popitem(last=False)
 
     def _readline(self, deadline: float) -> str | None:
         """One line from the worker, ``""`` if it died, or None when the deadline passes.
@@ -113,7 +126,7 @@ class WorkerPool:
     """``size`` workers, all started on first use; a thread takes an idle ready one and gives
     it back.  A killed worker is replaced at once, so its start overlaps other work."""
 
-    #: Seconds between checks for a worker that became ready or idle.
+    #: Seconds between checks for a starting worker that became ready.
     POLL_S = 0.005
 
     def __init__(self, size: int) -> None:
@@ -131,28 +144,36 @@ class WorkerPool:
             self.idle.append(Worker(target))
             self.count += 1
 
-    def acquire(self, target: str, deadline: float) -> Worker | None:
-        """An idle ready worker, or None if none is free by ``deadline``."""
+    def acquire(self, target: str, deadline: float, gold: str | None = None) -> Worker | None:
+        """An idle ready worker, or None if none is free by ``deadline``: one that was given
+        ``gold`` before if there is one among the idle ready workers."""
         with self.cond:
             while True:
                 self._fill(target)
+                usable: list[Worker] = []
                 for worker in list(self.idle):
                     try:
-                        usable = worker.target == target and worker.alive() and worker.poll_ready()
+                        ok = worker.target == target and worker.alive() and worker.poll_ready()
                     except Exception:
-                        usable = False
-                    if usable:
-                        self.idle.remove(worker)
-                        self.warm = self.warm or all(w.ready for w in self.idle)
-                        return worker
-                    if worker.target != target or not worker.alive():
+                        ok = False
+                    if ok:
+                        usable.append(worker)
+                    elif worker.target != target or not worker.alive():
                         self.idle.remove(worker)
                         worker.kill()
                         self.count -= 1
+                if usable:
+                    worker = next((w for w in usable if gold in w.golds), usable[0])
+                    self.idle.remove(worker)
+                    self.warm = self.warm or all(w.ready for w in self.idle)
+                    worker.remember(gold)
+                    return worker
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                self.cond.wait(min(left, self.POLL_S))
+                # Idle but not ready: a starting worker, polled.  None idle: every worker is
+                # busy, and the release of one notifies.
+                self.cond.wait(min(left, self.POLL_S) if self.idle else left)
 
     def release(self, worker: Worker, healthy: bool) -> None:
         if not healthy:

@@ -43,3 +43,17 @@ def grader_target(monkeypatch):
 
     yield use
     workers.shutdown_pool()
+
+
+@pytest.fixture
+def trips(monkeypatch):
+    """The round trips made to grading workers, as they are made: ``(worker pid, [pred, ...])``."""
+    seen = []
+    real = workers.Worker.grade_many
+
+    def grade_many(self, tasks, deadline, results):
+        seen.append((self.proc.pid, [pred for _, pred in tasks]))
+        return real(self, tasks, deadline, results)
+
+    monkeypatch.setattr(workers.Worker, "grade_many", grade_many)
+    return seen

@@ -95,10 +95,10 @@ def test_waiting_for_a_busy_worker_does_not_spend_the_budget(grader_target, monk
     queued = threading.Event()
     real_acquire = workers.WorkerPool.acquire
 
-    def acquire(self, target, deadline):
+    def acquire(self, target, deadline, gold=None):
         if threading.current_thread().name == "queued":
             queued.set()  # its budget is running: grade_answer took its start time before this
-        return real_acquire(self, target, deadline)
+        return real_acquire(self, target, deadline, gold)
 
     monkeypatch.setattr(workers.WorkerPool, "acquire", acquire)
     grades = {}
