@@ -111,14 +111,45 @@ class SRPODataset(RLHFDataset):
         return super()._build_messages(row, key)
 
 
+def is_qwen3vl_processor(processor: Any) -> bool:
+    """True for the processor of a Qwen3-VL model (dense or MoE both use ``Qwen3VLProcessor``)."""
+    return processor is not None and type(processor).__name__.startswith("Qwen3VL")
+
+
+def has_video(example: Mapping[str, Any], video_key: str, messages_key: str) -> bool:
+    """True if an SFT row carries a video: a non-empty video column or a ``<video>`` placeholder."""
+    videos = example.get(video_key)
+    if videos is not None and len(videos) > 0:
+        return True
+    messages = example.get(messages_key)
+    return messages is not None and any(
+        isinstance(m, Mapping) and isinstance(m.get("content"), str) and "<video>" in m["content"] for m in messages
+    )
+
+
+#: Why the SFT stage refuses video rows for Qwen3-VL (measured, ../shared/QWEN3_VL.md).
+QWEN3VL_SFT_VIDEO = (
+    "an SFT row has a video and the model is Qwen3-VL: verl 0.9.1's SFT dataset "
+    "(verl/utils/dataset/multiturn_sft_dataset.py) computes position ids with the Qwen2-VL get_rope_index for every "
+    "Qwen2VLImageProcessor, which crashes on a Qwen3-VL video (IndexError at verl/models/transformers/qwen2_vl.py:119: "
+    "Qwen3-VL has one <|vision_start|> group per frame); images are unaffected. Drop the video rows from the SFT "
+    "data (the SRPO data is image-only), or train them with Qwen2.5-VL"
+)
+
+
 class SRPOSFTDataset(MultiTurnSFTDataset):
-    """verl's MultiTurnSFTDataset with ``data.max_image_pixels`` applied to every image."""
+    """verl's MultiTurnSFTDataset with ``data.max_image_pixels`` applied to every image.
+
+    Video rows are refused for Qwen3-VL (:data:`QWEN3VL_SFT_VIDEO`) with a message instead of verl's crash.
+    """
 
     def __init__(self, parquet_files, tokenizer, config, processor=None, max_samples: int = -1):
         self.max_image_pixels: int | None = config.get("max_image_pixels", None)
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
 
     def _build_messages(self, example: dict):
+        if is_qwen3vl_processor(self.processor) and has_video(example, self.video_key, self.messages_key):
+            raise ValueError(QWEN3VL_SFT_VIDEO)
         max_pixels = self.max_image_pixels
         if max_pixels is not None and self.image_key in example and example[self.image_key] is not None:
             example = {**example, self.image_key: cap_image_pixels(list(example[self.image_key]), max_pixels)}
