@@ -1,4 +1,5 @@
-# Stage runner shared by run_qwen7b_srpo.sh and run_qwen32b_srpo.sh (sourced, not run).
+# Stage runner shared by run_qwen7b_srpo.sh and run_qwen32b_srpo.sh (sourced, not run), and through them by
+# run_qwen3vl8b_srpo.sh and run_qwen3vl32b_srpo.sh.
 #
 # The caller sets the variables at the top of its script, then calls: srpo_main "$@".
 # Every stage builds ONE argument list; the real run executes it, DRY_RUN=1 hands the very
@@ -120,6 +121,8 @@ srpo_stage_sft() {
         "trainer.default_local_dir=${SFT_DIR}"
         "trainer.experiment_name=${EXPERIMENT}_sft"
         "trainer.logger=${LOGGER}"
+        # Optional: the SFT image cap of the model family (run_qwen3vl*_srpo.sh; unset keeps the YAML's 262144).
+        ${SFT_MAX_IMAGE_PIXELS:+"data.max_image_pixels=${SFT_MAX_IMAGE_PIXELS}"}
         ${SFT_EXTRA[@]+"${SFT_EXTRA[@]}"}
     )
     srpo_exec sft -- "${args[@]}" \

@@ -1,0 +1,84 @@
+"""The Qwen3-VL run scripts: the arguments each stage gets, read without running a stage.
+
+``PYTHON`` is a stub that records its arguments, so ``DRY_RUN=1`` hands the stub the argument
+list of every stage (``python -m recipe.srpo.dry_run <stage> ...``) and nothing heavy runs.  The
+real dry run of these scripts on the tiny Qwen3-VL is in test_dry_run.py's slow tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STUB = """#!/usr/bin/env bash
+{ printf 'CALL'; printf '\\t%s' "$@"; printf '\\n'; } >> "$STUB_LOG"
+"""
+
+#: script -> (default model folder under $HOME/models, experiment, nodes, SFT Ulysses SP, rollout TP)
+SCRIPTS = {
+    "run_qwen3vl8b_srpo.sh": ("Qwen3-VL-8B-Instruct", "srpo_qwen3vl_8b", 1, 1, 2),
+    "run_qwen3vl32b_srpo.sh": ("Qwen3-VL-32B-Instruct", "srpo_qwen3vl_32b", 4, 2, 4),
+    "run_qwen7b_srpo.sh": ("Qwen2.5-VL-7B-Instruct", "srpo_qwen25vl_7b", 1, 1, 2),
+    "run_qwen32b_srpo.sh": ("Qwen2.5-VL-32B-Instruct", "srpo_qwen25vl_32b", 4, 2, 4),
+}
+
+
+def stage_args(tmp_path: Path, script: str, *extra: str, **env_extra: str) -> dict[str, list[str]]:
+    """{stage: the arguments after '--'} that ``DRY_RUN=1 STAGES=sft,merge,grpo`` gives the dry run."""
+    stub = tmp_path / "python"
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    log = tmp_path / "calls.log"
+    env = {**os.environ, "PYTHON": str(stub), "STUB_LOG": str(log), "DRY_RUN": "1", "STAGES": "sft,merge,grpo",
+           "HOME": str(tmp_path / "home"), "SRPO_CONFIG_DIR": str(ROOT / "recipe/srpo/config"), **env_extra}
+    for key in ("MODEL_PATH", "OUTPUT_DIR", "EXPERIMENT", "SFT_MAX_IMAGE_PIXELS", "CPU_TRAIN", "NNODES"):
+        if key not in env_extra:
+            env.pop(key, None)
+    proc = subprocess.run(["bash", str(ROOT / "examples" / script), *extra], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    calls = [line.split("\t")[1:] for line in log.read_text().splitlines()]
+    stages = {}
+    for call in calls:
+        assert call[:2] == ["-m", "recipe.srpo.dry_run"], call
+        stages[call[2]] = call[call.index("--") + 1 :]
+    return stages
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_stage_arguments(tmp_path, script):
+    model, experiment, nodes, sp, tp = SCRIPTS[script]
+    args = stage_args(tmp_path, script)
+    assert set(args) == {"sft", "merge", "grpo"}
+    home = tmp_path / "home"
+    sft, grpo = args["sft"], args["grpo"]
+    assert f"model.path={home}/models/{model}" in sft
+    assert f"trainer.nnodes={nodes}" in sft and f"engine.ulysses_sequence_parallel_size={sp}" in sft
+    assert f"trainer.experiment_name={experiment}_sft" in sft
+    assert f"trainer.default_local_dir={home}/outputs/{experiment}/sft" in sft
+    assert f"actor_rollout_ref.model.path={home}/outputs/{experiment}/sft_merged" in grpo
+    assert f"actor_rollout_ref.rollout.tensor_model_parallel_size={tp}" in grpo
+    assert f"trainer.nnodes={nodes}" in grpo and f"trainer.experiment_name={experiment}" in grpo
+    caps = [a for a in sft if a.startswith("data.max_image_pixels=")]
+    if "qwen3vl" in script:
+        # the paper's 262144 px = 334 Qwen2.5-VL tokens (28x28 px each); 334 Qwen3-VL tokens (32x32) = 342016 px
+        assert caps == ["data.max_image_pixels=342016"]
+    else:
+        assert caps == []  # the Qwen2.5-VL scripts keep the YAML's 262144
+    assert not any(a.startswith("data.max_image_pixels=") for a in grpo)  # RL: the processor's own limit
+
+
+@pytest.mark.parametrize("script", ["run_qwen3vl8b_srpo.sh", "run_qwen3vl32b_srpo.sh"])
+def test_user_settings_win(tmp_path, script):
+    args = stage_args(tmp_path, script, "sft.data.max_image_pixels=100352", "trainer.total_epochs=1",
+                      MODEL_PATH="/models/thinking-instruct-template", SFT_MAX_IMAGE_PIXELS="200704")
+    sft = args["sft"]
+    assert "model.path=/models/thinking-instruct-template" in sft
+    # the script's cap, then the user's sft. override after it (Hydra: the last one wins)
+    caps = [a for a in sft if a.startswith("data.max_image_pixels=")]
+    assert caps == ["data.max_image_pixels=200704", "data.max_image_pixels=100352"]
+    assert "trainer.total_epochs=1" in args["grpo"] and "trainer.total_epochs=1" not in sft
