@@ -1,8 +1,9 @@
 """A small offline demo workspace: the tiny Qwen2.5-VL, a geometry3k look-alike and SFT data.
 
-    python -m srpo_data.demo --out /tmp/srpo-demo
+    python -m srpo_data.demo --out /tmp/srpo-demo [--family qwen3vl]
 
-writes ``OUT/tiny-qwen`` (the random-weight model of :mod:`srpo_data.tiny_qwen`) and, under
+writes ``OUT/tiny-qwen`` (the random-weight model of :mod:`srpo_data.tiny_qwen`, or with
+``--family qwen3vl`` the Qwen3-VL of :mod:`srpo_data.tiny_qwen3vl`) and, under
 ``OUT/data``, the inputs the run scripts expect with ``DATA_DIR=OUT/data``:
 ``raw/geometry3k`` (the public hiyouga/geometry3k parquet layout, input of
 ``srpo_data.prepare_rl``), ``sft/sft.parquet`` (SFT data written by the reflection
@@ -85,13 +86,30 @@ def write_builder_sft(out_dir: Path, rows: int) -> Path:
     return out_dir / SFT_PARQUET
 
 
-def build_demo(out: Path, train_rows: int = 128, test_rows: int = 8, sft_rows: int = 256) -> dict[str, Path]:
-    from srpo_data.tiny_qwen import build_tiny_qwen25vl
+#: The model families a demo workspace can hold (``--family``; ``MODEL_FAMILY`` of the CPU scripts).
+FAMILIES = ("qwen25vl", "qwen3vl")
 
+
+def build_tiny_model(folder: Path, family: str = "qwen25vl") -> Path:
+    """The tiny random-weight model of ``family``: Qwen2.5-VL (:mod:`.tiny_qwen`) or Qwen3-VL Instruct."""
+    if family == "qwen25vl":
+        from srpo_data.tiny_qwen import build_tiny_qwen25vl
+
+        return build_tiny_qwen25vl(folder)
+    if family == "qwen3vl":
+        from srpo_data.tiny_qwen3vl import build_tiny_qwen3vl
+
+        return build_tiny_qwen3vl(folder)
+    raise ValueError(f"unknown model family {family!r}; use one of {', '.join(FAMILIES)}")
+
+
+def build_demo(
+    out: Path, train_rows: int = 128, test_rows: int = 8, sft_rows: int = 256, family: str = "qwen25vl"
+) -> dict[str, Path]:
     out = Path(out)
     data = out / "data"
     paths = {
-        "model": build_tiny_qwen25vl(out / "tiny-qwen"),
+        "model": build_tiny_model(out / "tiny-qwen", family),
         "raw": write_raw_geometry3k(data / "raw/geometry3k", train_rows, test_rows),
         "sft": write_builder_sft(data / "sft", sft_rows),
         "builder_yaml": data / "reflection_builder.yaml",
@@ -107,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-rows", type=int, default=128)
     ap.add_argument("--test-rows", type=int, default=8)
     ap.add_argument("--sft-rows", type=int, default=256)
+    ap.add_argument("--family", choices=FAMILIES, default="qwen25vl",
+                    help="the tiny model in OUT/tiny-qwen: Qwen2.5-VL (default) or Qwen3-VL (Instruct template)")
     args = ap.parse_args(argv)
-    paths = build_demo(args.out, args.train_rows, args.test_rows, args.sft_rows)
+    paths = build_demo(args.out, args.train_rows, args.test_rows, args.sft_rows, args.family)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

@@ -82,3 +82,23 @@ def test_user_settings_win(tmp_path, script):
     caps = [a for a in sft if a.startswith("data.max_image_pixels=")]
     assert caps == ["data.max_image_pixels=200704", "data.max_image_pixels=100352"]
     assert "trainer.total_epochs=1" in args["grpo"] and "trainer.total_epochs=1" not in sft
+
+
+def test_demo_workspace_of_the_qwen3vl_family(tmp_path):
+    import json
+
+    from srpo_data.demo import main
+
+    assert main(["--out", str(tmp_path), "--family", "qwen3vl", "--train-rows", "2", "--test-rows", "1",
+                 "--sft-rows", "2"]) == 0
+    config = json.loads((tmp_path / "tiny-qwen/config.json").read_text())
+    assert config["model_type"] == "qwen3_vl"  # the folder name the CPU scripts use for either family
+
+
+def test_cpu_dry_run_refuses_an_unknown_family_before_any_work(tmp_path):
+    env = {**os.environ, "MODEL_FAMILY": "qwen4vl", "DEMO_DIR": str(tmp_path / "demo")}
+    proc = subprocess.run(["bash", str(ROOT / "examples/cpu_dry_run.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "unknown MODEL_FAMILY=qwen4vl; use qwen25vl or qwen3vl" in proc.stderr
+    assert not (tmp_path / "demo").exists()
