@@ -20,7 +20,8 @@ OUTPUT_DIR=${OUTPUT_DIR:-$HOME/outputs/srpo_qwen3vl_32b}
 EXPERIMENT=${EXPERIMENT:-srpo_qwen3vl_32b}
 
 # Qwen3-VL's vision patch is 16 pixels (Qwen2.5-VL: 14), merged 2x2: one image token per 32x32 pixels
-# (Qwen2.5-VL: 28x28).  Named here to derive the image cap below (verl reads the patch from the processor).
+# (Qwen2.5-VL: 28x28).  The GRPO stage gets it as data.image_patch_size (verl's RL data config says 14; see
+# run_qwen3vl8b_srpo.sh for what that would miscount); the dry run checks it against the model's processor.
 IMAGE_PATCH=${IMAGE_PATCH:-16}
 # The SFT image cap re-derived for the paper's image-token budget (see run_qwen3vl8b_srpo.sh): the paper's
 # 262144 pixels are 334 Qwen2.5-VL tokens, and 334 Qwen3-VL tokens are 334 * 32 * 32 = 342016 pixels.

@@ -22,8 +22,10 @@ OUTPUT_DIR=${OUTPUT_DIR:-$HOME/outputs/srpo_qwen3vl_8b}
 EXPERIMENT=${EXPERIMENT:-srpo_qwen3vl_8b}
 
 # Qwen3-VL's vision patch is 16 pixels (Qwen2.5-VL: 14), merged 2x2 into one image token: one token per 32x32
-# pixels after Qwen's resize (Qwen2.5-VL: 28x28).  verl and the data stage read the patch from the model's
-# processor; it is named here to derive the image cap below.
+# pixels after Qwen's resize (Qwen2.5-VL: 28x28).  The GRPO stage gets it as data.image_patch_size: verl's RL
+# data config says 14 (Qwen2.5-VL's), with which its dataset resizes images to multiples of 28 before the
+# processor rounds them to 32, so its length filter counts other image tokens than the rollout (which reads 16
+# from the processor) and the data stage do (a 100x80 image: 12 tokens instead of 6).  The dry run checks it.
 IMAGE_PATCH=${IMAGE_PATCH:-16}
 # The SFT image cap re-derived for the paper's image-token budget: its 262144 pixels (paper B.3, the YAML's
 # data.max_image_pixels) are at most 262144 / (28*28) = 334 Qwen2.5-VL image tokens; 334 Qwen3-VL tokens are

@@ -153,6 +153,8 @@ srpo_stage_grpo() {
         "trainer.logger=${LOGGER}"
         "trainer.save_freq=${SAVE_FREQ}"
         "trainer.test_freq=${TEST_FREQ}"
+        # Optional: the vision patch of the model family (run_qwen3vl*_srpo.sh: 16); verl's RL data config says 14.
+        ${IMAGE_PATCH:+"data.image_patch_size=${IMAGE_PATCH}"}
         ${GRPO_EXTRA[@]+"${GRPO_EXTRA[@]}"}
     )
     # The base model may stand in for the policy only while the merge stage, scheduled in this run, has not

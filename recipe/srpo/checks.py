@@ -41,3 +41,25 @@ def check_reward_kwargs(reward_kwargs: Mapping[str, Any]) -> Any:
         return RewardConfig.from_kwargs(**dict(reward_kwargs))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"reward.custom_reward_function.reward_kwargs: {exc}") from exc
+
+
+def check_image_patch(data_cfg: Any, processor: Any) -> str:
+    """``data.image_patch_size`` (verl's RL data config: 14) must be the model processor's patch size.
+
+    verl 0.9.1's ``RLHFDataset`` resizes every image to multiples of ``2 * data.image_patch_size``
+    (qwen-vl-utils) before the processor rounds it to its own multiple, while the rollout's agent loop
+    reads the patch from the processor: with Qwen3-VL (patch 16) and the default 14, the dataset's
+    length filter counts other image tokens than the rollout (a 100x80 image: 12 instead of 6).
+    """
+    model_patch = getattr(getattr(processor, "image_processor", None), "patch_size", None)
+    configured = data_cfg.get("image_patch_size", None)
+    if model_patch is None or configured is None:
+        return f"data.image_patch_size={configured}, processor patch {model_patch}: nothing to compare"
+    if int(configured) != int(model_patch):
+        raise ConfigError(
+            f"data.image_patch_size={configured} but the model's processor has patch size {model_patch}: verl's RL "
+            f"dataset would resize images to multiples of {2 * int(configured)} before the processor rounds them to "
+            f"{2 * int(model_patch)}, so its length filter counts other image tokens than the rollout. "
+            f"Set data.image_patch_size={model_patch} (IMAGE_PATCH={model_patch} in the run scripts)"
+        )
+    return f"data.image_patch_size={configured} = the processor's patch size"

@@ -70,6 +70,9 @@ def test_stage_arguments(tmp_path, script):
     else:
         assert caps == []  # the Qwen2.5-VL scripts keep the YAML's 262144
     assert not any(a.startswith("data.max_image_pixels=") for a in grpo)  # RL: the processor's own limit
+    patches = [a for a in grpo if a.startswith("data.image_patch_size=")]
+    # Qwen3-VL's patch 16 replaces verl's RL default 14 (Qwen2.5-VL's, which its scripts keep)
+    assert patches == (["data.image_patch_size=16"] if "qwen3vl" in script else [])
 
 
 @pytest.mark.parametrize("script", ["run_qwen3vl8b_srpo.sh", "run_qwen3vl32b_srpo.sh"])

@@ -26,7 +26,8 @@ process exits with status 1.  One module per stage, next to the checks it shares
 - :mod:`.grpo`: compose; the legacy reward key is refused; verl's own
   ``validate_config`` (batch divisibility by the GPU count, micro-batch keys) plus
   the trainer's mini-batch and rollout-parallel arithmetic; verl's config
-  dataclasses; the model and its chat template (as for SFT); verl's own overlong-prompt filter over the whole of both
+  dataclasses; the model and its chat template (as for SFT); ``data.image_patch_size`` is the
+  processor's patch (verl says 14; Qwen3-VL has 16); verl's own overlong-prompt filter over the whole of both
   data files (a train file leaving less than one batch is refused); a few rows of each
   through verl's dataset class (the SRPO prompt applied, images reaching the processor);
   :mod:`.grpo_reward`: the reward weights, verl's reward-function loader and reward

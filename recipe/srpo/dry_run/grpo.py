@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from recipe.srpo.chat_template import check_chat_template
-from recipe.srpo.checks import ConfigError, check_no_legacy_reward_key, check_reward_kwargs
+from recipe.srpo.checks import ConfigError, check_image_patch, check_no_legacy_reward_key, check_reward_kwargs
 from recipe.srpo.compose import GRPO_CONFIG, compose
 from recipe.srpo.dry_run.common import (
     DEFAULT_ROWS,
@@ -89,6 +89,9 @@ def dry_run_grpo(
 
     with step("chat template"):
         report.ok("chat template", check_chat_template(model_cfg.processor))
+
+    with step("image patch"):
+        report.ok("image patch", check_image_patch(cfg.data, model_cfg.processor))
 
     check_freeze(model_cfg, cfg.actor_rollout_ref.model.external_lib, report)
 
