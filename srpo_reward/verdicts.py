@@ -1,9 +1,10 @@
-"""math-verify's verdicts: the guard, a bounded cache per (ground truth, answer), and one
-worker round trip per call for the rest, all within one deadline.
+"""math-verify's verdicts: the guard, a bounded cache per (ground truth, answer), a pair that
+another thread is grading right now waited for, and one worker round trip per call for the
+rest, all within one deadline.
 
-A GRPO group's rollouts share a ground truth and repeat answers, so most of a group's answers
-are graded once.  :func:`run_math_verify` is what the grader's front calls for the answers no
-fast path decided.
+A GRPO group's rollouts share a ground truth and repeat answers, and verl's reward loop grades
+them in several threads at once: each distinct pair goes to math-verify once.
+:func:`run_math_verify` is what the grader's front calls for the answers no fast path decided.
 """
 
 from __future__ import annotations

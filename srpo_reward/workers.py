@@ -4,8 +4,9 @@ from any thread, in Ray workers, and after the caller was pickled.
 
 A worker that passes its deadline is killed and replaced at once (its start overlaps other
 work).  The pool starts on first need, ``SRPO_GRADER_WORKERS`` workers (default
-:data:`DEFAULT_WORKERS`), and a forked child starts its own.  :mod:`srpo_reward.verdicts`
-decides what is sent; this module only moves tasks and verdicts.
+:data:`DEFAULT_WORKERS`), and a forked child starts its own; a group's answers go to the worker
+that parsed its gold when it is free.  :mod:`srpo_reward.verdicts` decides what is sent; this
+module only moves tasks and verdicts.
 """
 
 from __future__ import annotations
