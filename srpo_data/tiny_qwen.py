@@ -294,17 +294,18 @@ def _preprocessor_config() -> dict[str, Any]:
     }
 
 
-def _generation_config(ids: dict[str, int]) -> dict[str, Any]:
-    # Same fields as the hub's Qwen2.5-VL-7B-Instruct generation_config.json.
+#: The sampling fields of the hub's Qwen2.5-VL-7B-Instruct generation_config.json.
+QWEN25_VL_SAMPLING: dict[str, Any] = {"repetition_penalty": 1.05, "temperature": 0.1, "top_p": 0.001, "top_k": 1}
+
+
+def _generation_config(ids: dict[str, int], sampling: dict[str, Any] = QWEN25_VL_SAMPLING) -> dict[str, Any]:
+    # Same fields as the hub's generation_config.json (Qwen2.5-VL and Qwen3-VL differ only in sampling).
     return {
         "bos_token_id": ids["<|endoftext|>"],
         "pad_token_id": ids["<|endoftext|>"],
         "do_sample": True,
         "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
-        "repetition_penalty": 1.05,
-        "temperature": 0.1,
-        "top_p": 0.001,
-        "top_k": 1,
+        **sampling,
     }
 
 

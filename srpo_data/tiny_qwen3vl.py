@@ -41,6 +41,7 @@ from srpo_data.tiny_qwen import (
     QWEN25_ADDED_TOKENS,
     SEED,
     _build_tokenizer,
+    _generation_config,
     _write_json,
     build_folder,
 )
@@ -131,18 +132,8 @@ def _template(variant: str) -> str:
         raise ValueError(f"unknown Qwen3-VL variant {variant!r}; use one of {sorted(QWEN3_VL_CHAT_TEMPLATES)}") from None
 
 
-def _generation_config(ids: dict[str, int]) -> dict[str, Any]:
-    # The sampling fields of the hub's Qwen3-VL-8B-Instruct generation_config.json (T 0.7, P 0.8, K 20).
-    return {
-        "bos_token_id": ids["<|endoftext|>"],
-        "pad_token_id": ids["<|endoftext|>"],
-        "do_sample": True,
-        "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
-        "repetition_penalty": 1.0,
-        "temperature": 0.7,
-        "top_p": 0.8,
-        "top_k": 20,
-    }
+#: The sampling fields of the hub's Qwen3-VL-8B-Instruct generation_config.json (T 0.7, P 0.8, K 20).
+QWEN3_VL_SAMPLING: dict[str, Any] = {"repetition_penalty": 1.0, "temperature": 0.7, "top_p": 0.8, "top_k": 20}
 
 
 def _build_into(tmp: Path, variant: str) -> None:
@@ -182,7 +173,7 @@ def _build_into(tmp: Path, variant: str) -> None:
     saved["architectures"] = ["Qwen3VLForConditionalGeneration"]
     saved["text_config"]["architectures"] = ["Qwen3VLForConditionalGeneration"]
     _write_json(tmp / "config.json", saved)
-    _write_json(tmp / "generation_config.json", _generation_config(ids))
+    _write_json(tmp / "generation_config.json", _generation_config(ids, QWEN3_VL_SAMPLING))
 
     size = {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
     image_processor = Qwen2VLImageProcessor(
