@@ -1,5 +1,5 @@
 # Stage runner shared by run_qwen7b_srpo.sh and run_qwen32b_srpo.sh (sourced, not run), and through them by
-# run_qwen3vl8b_srpo.sh and run_qwen3vl32b_srpo.sh.
+# run_qwen3vl8b_srpo.sh and run_qwen3vl32b_srpo.sh (their family settings: qwen3vl_family.sh).
 #
 # The caller sets the variables at the top of its script, then calls: srpo_main "$@".
 # Every stage builds ONE argument list; the real run executes it, DRY_RUN=1 hands the very
