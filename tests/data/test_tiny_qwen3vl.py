@@ -168,3 +168,22 @@ def test_verl_hf_processor(tiny_qwen3vl_dir):
 def test_text_heads_fit_vllm_cpu_attention():
     assert TEXT_DIMS["head_dim"] == 32  # "Unsupported CPU attention configuration: head_dim=16"
     assert TEXT_DIMS["num_attention_heads"] % TEXT_DIMS["num_key_value_heads"] == 0
+
+
+def test_weights_use_hub_names_and_the_freeze_covers_the_whole_tower(tiny_qwen3vl_dir, model):
+    from safetensors import safe_open
+
+    from recipe.srpo.freeze_vision import freeze_vision, is_vision_param
+
+    with safe_open(str(tiny_qwen3vl_dir / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    # Qwen3-VL's hub layout is transformers 5's (model.language_model.*, model.visual.*), unlike Qwen2.5-VL's
+    assert "lm_head.weight" in keys and "model.language_model.embed_tokens.weight" in keys
+    assert any(k.startswith("model.visual.deepstack_merger_list.") for k in keys)
+    assert {k for k in keys if is_vision_param(k)} == {k for k in keys if k.startswith("model.visual.")}
+    import copy
+
+    frozen = copy.deepcopy(model)
+    assert freeze_vision(frozen) == sum(1 for n, _ in frozen.named_parameters() if n.startswith("model.visual."))
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert trainable and not any(n.startswith("model.visual.") for n in trainable)  # deepstack mergers frozen too
