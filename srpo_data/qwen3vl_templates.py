@@ -1,16 +1,17 @@
 """The chat templates Qwen3-VL ships with, as the hub's ``chat_template.json`` holds them.
 
-Where they were read (the hub pages themselves were not reachable from here; every copy below
-is a verbatim dump of the hub file, and the copies of each agree with each other):
+Where they were read: the hub files themselves (``chat_template.json`` of ``Qwen/Qwen3-VL-8B-Instruct``
+and ``-Thinking``) were not reachable from here, so each template is the text that several public copies
+of it agree on, line for line:
 
-- Instruct (``Qwen/Qwen3-VL-8B-Instruct`` and the other Instruct sizes): NVIDIA's tao-vl-reason
-  dataset module, which keeps it as ``QWEN3VL_INSTRUCT_CHAT_TEMPLATE`` "byte-identical to the chat
-  templates shipped with ... Qwen/Qwen3-VL-8B-Instruct"; the same text in the caiwei C++ test
-  suite and in the ``processor_config`` of Qwen/Qwen3-VL-30B-A3B-Instruct on ai-nexus-293.pages.dev.
-- Thinking (``Qwen/Qwen3-VL-8B-Thinking`` and the other Thinking sizes): the ``template_str`` of
-  a llama.cpp LocalAgent (Mano-CUA), the LM Studio preset of a portable-install script, and the
-  template a llama-server log prints for an Unsloth Qwen3-VL Thinking GGUF (Unsloth's only change
-  is a for loop around ``split('</think>')``).
+- Instruct: NVIDIA's tao-vl-reason dataset module, which keeps it as ``QWEN3VL_INSTRUCT_CHAT_TEMPLATE``,
+  "byte-identical to the chat templates shipped with ... Qwen/Qwen3-VL-8B-Instruct"; the same text in a
+  C++ chat-template test (caiwei) and in the ``processor_config`` of Qwen/Qwen3-VL-30B-A3B-Instruct as
+  shown by ai-nexus-293.pages.dev.
+- Thinking: the ``template_str`` of a llama.cpp agent for a Qwen3-VL fine-tune (Mano-CUA), an LM Studio
+  preset written by a portable-install script, and the template a llama-server log prints for an
+  Unsloth Qwen3-VL GGUF (Unsloth's only change: a for loop around ``split('</think>')``).  All three
+  end the generation prompt in ``<think>\n``, as the Thinking variant does (../shared/QWEN3_VL.md).
 
 What matters for SRPO (tests/data/test_tiny_qwen3vl.py renders both on the tiny model):
 
