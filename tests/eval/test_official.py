@@ -77,8 +77,8 @@ MATHVISTA_CASES = [
                  "60^\\circ", True, id="latex-degree-is-the-option-text"),
     pytest.param(dict(question_type="multi_choice", answer_type="text", choices=["30°", "45°", "60°", "90°"], answer="60°"),
                  "C", True, id="letter"),
-    # Departures from the official code (multiple choice only; srpo_eval/official.py and the
-    # README say why): srpo_reward's letter reader first, where the official sends anything
+    # Departures from the official code (multiple choice only; srpo_eval/official.py and
+    # docs/evaluation.md say why): srpo_reward's letter reader first, where the official sends anything
     # but "(B)" or "B" to the most similar option text.
     pytest.param(dict(question_type="multi_choice", answer_type="text", choices=["larger than", "equal to", "smaller than"], answer="equal to"),
                  "Answer: B", True, id="departure-answer-colon-letter"),

@@ -1,7 +1,7 @@
 """examples/cpu_learn.sh up to its data stage: the scripted endpoint, the real builder, the paper's mix.
 
-The whole learning run (about 30 minutes on 2 cores) is a command, not a CI test (README, "The
-learning run"); this runs its first two stages as the script does and checks the SFT data it makes.
+The whole learning run (about 30 minutes on 2 cores) is a command, not a CI test (docs/cpu_training.md,
+"The learning run"); this runs its first two stages as the script does and checks the SFT data it makes.
 """
 
 from __future__ import annotations

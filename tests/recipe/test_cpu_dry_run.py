@@ -1,4 +1,4 @@
-"""The README's CPU main-job command, exactly as written: examples/cpu_dry_run.sh."""
+"""The README's CPU dry-run command, exactly as written: examples/cpu_dry_run.sh."""
 
 import os
 import subprocess
