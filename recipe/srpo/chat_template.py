@@ -122,10 +122,6 @@ def write_with_template(src: str | os.PathLike[str], out: str | os.PathLike[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import AutoProcessor
-
-    from srpo_data.qwen3vl_templates import QWEN3_VL_CHAT_TEMPLATES
-
     parser = argparse.ArgumentParser(
         prog="python -m recipe.srpo.chat_template",
         description="Check a model's chat template for SRPO; with --out, write a copy of the model with another one.",
@@ -135,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", choices=["qwen3vl-instruct"], default="qwen3vl-instruct",
                         help="the template --out gets (default: Qwen3-VL Instruct's)")
     args = parser.parse_args(argv)
+    from transformers import AutoProcessor
+
+    from srpo_data.qwen3vl_templates import QWEN3_VL_CHAT_TEMPLATES
+
     model = args.model
     if args.out:
         model = str(write_with_template(args.model, args.out, QWEN3_VL_CHAT_TEMPLATES["instruct"]))
