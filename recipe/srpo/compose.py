@@ -71,9 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print the composed value of one key: ``CONFIG KEY [-- OVERRIDES...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, overrides = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    usage = f"usage: python -m recipe.srpo.compose {{{GRPO_CONFIG},{SFT_CONFIG}}} KEY [-- OVERRIDES...]"
+    if own in (["-h"], ["--help"]):
+        print(f"{usage}\n\n{main.__doc__}")
+        return 0
     if len(own) != 2 or own[0] not in (GRPO_CONFIG, SFT_CONFIG):
-        print(f"usage: python -m recipe.srpo.compose {{{GRPO_CONFIG},{SFT_CONFIG}}} KEY [-- OVERRIDES...]",
-              file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     config_name, key = own
     try:

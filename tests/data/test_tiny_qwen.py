@@ -185,3 +185,25 @@ def test_config_is_vllm_cpu_servable(tiny_qwen_dir):
     head_dim = config["hidden_size"] // config["num_attention_heads"]
     assert head_dim >= 32  # vLLM-CPU: "Unsupported CPU attention configuration: head_dim=16"
     assert sum(config["rope_scaling"]["mrope_section"]) * 2 == head_dim
+
+
+def test_width_builds_a_wider_model_with_heads_vllm_serves(tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    from srpo_data.tiny_qwen import HEAD_DIM, TEXT_DIMS, VISION_DIMS, build_fingerprint, dims
+
+    assert dims() == (TEXT_DIMS, VISION_DIMS)  # the default model (and its fingerprint) is unchanged
+    assert build_fingerprint(128) != build_fingerprint()
+    path = build_tiny_qwen25vl(tmp_path / "w128", width=128)
+    config = json.loads((path / "config.json").read_text())
+    assert (config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]) == (128, 4, 2)
+    assert config["hidden_size"] // config["num_attention_heads"] == HEAD_DIM
+    assert config["vision_config"]["out_hidden_size"] == 128
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    assert model.config.text_config.hidden_size == 128
+    # the folder is reused for the same width, rebuilt for another
+    marker = (path / ".tiny_qwen_complete").read_text()
+    assert build_tiny_qwen25vl(tmp_path / "w128", width=128) == path and (path / ".tiny_qwen_complete").read_text() == marker
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_tiny_qwen25vl(tmp_path / "bad", width=100)
+    assert not (tmp_path / "bad").exists()
