@@ -55,8 +55,9 @@ def test_the_scripted_endpoint_finds_each_questions_own_answer(tmp_path):
 
 
 def test_write_task_writes_the_geometry3k_layout(tmp_path, monkeypatch):
-    monkeypatch.setattr("srpo_data.tiny_qwen.build_tiny_qwen25vl", lambda out: out)  # the model is tested elsewhere
+    monkeypatch.setattr("srpo_data.tiny_qwen.build_tiny_qwen25vl", lambda out, width: (out, width))  # the model is tested elsewhere
     paths = learn_task.write_task(tmp_path, 24, 8, "http://127.0.0.1:9/v1")
+    assert paths["model"] == (tmp_path / "tiny-qwen", learn_task.LEARN_WIDTH)  # the learning run's wider model
     train = pd.read_parquet(paths["raw"] / "train-00000-of-00001.parquet")
     assert list(train.columns) == ["problem", "answer", "images", "id"] and len(train) == 24
     assert train.iloc[0]["images"][0]["bytes"][:4] == b"\x89PNG"

@@ -297,7 +297,7 @@ def test_cpu_dry_run_workspace_is_fresh_per_run(tmp_path):
         proc = subprocess.run(["bash", str(ROOT / "examples/cpu_dry_run.sh")], env=env, capture_output=True,
                               text=True, timeout=60)
         assert proc.returncode == 7
-        outs.append(log.read_text().splitlines()[-1].split("--out ")[1])
+        outs.append(log.read_text().splitlines()[-1].split("--out ")[1].split(" --")[0])  # before --family
     assert outs[0] != outs[1]
     assert all(Path(o).parent == tmp_path and Path(o).is_dir() for o in outs)
 
