@@ -31,7 +31,9 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 # torchrun rendezvous for the SFT stage (multi-node: run STAGES=sft on every node with its NODE_RANK).
 NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-MASTER_PORT=${MASTER_PORT:-29500}
+# One node and no MASTER_PORT: torchrun --standalone picks a free port (two runs on one machine never
+# collide on 29500); several nodes: MASTER_PORT, 29500 unless set.
+MASTER_PORT=${MASTER_PORT:-}
 
 # --- what to run -------------------------------------------------------------------------------------
 # Stages in order: data, sft, merge, grpo, eval (eval needs converted benchmarks in EVAL_DIR).

@@ -125,9 +125,13 @@ srpo_stage_sft() {
         ${SFT_MAX_IMAGE_PIXELS:+"data.max_image_pixels=${SFT_MAX_IMAGE_PIXELS}"}
         ${SFT_EXTRA[@]+"${SFT_EXTRA[@]}"}
     )
+    local rdzv=(--master_addr="${MASTER_ADDR}" --master_port="${MASTER_PORT:-29500}")
+    if [[ ${NNODES} == 1 && -z ${MASTER_PORT:-} ]]; then
+        rdzv=(--standalone)  # a free local port: two single-node runs on one machine do not collide
+    fi
     srpo_exec sft -- "${args[@]}" \
         ::real:: "${PYTHON}" -m torch.distributed.run --nnodes="${NNODES}" --nproc_per_node="${GPUS_PER_NODE}" --node_rank="${NODE_RANK}" \
-        --master_addr="${MASTER_ADDR}" --master_port="${MASTER_PORT}" \
+        "${rdzv[@]}" \
         -m verl.trainer.sft_trainer --config-path="${SRPO_CONFIG_DIR}" --config-name=srpo_sft "${args[@]}"
 }
 
