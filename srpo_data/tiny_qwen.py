@@ -135,8 +135,6 @@ def dims(width: int = WIDTH) -> tuple[dict[str, Any], dict[str, Any]]:
     tower is the same, projecting to ``width``.  ``dims()`` is TEXT_DIMS and VISION_DIMS."""
     if width <= 0 or width % HEAD_DIM:
         raise ValueError(f"width must be a positive multiple of {HEAD_DIM} (heads of {HEAD_DIM}), got {width}")
-    if width == WIDTH:
-        return dict(TEXT_DIMS), dict(VISION_DIMS)
     heads = width // HEAD_DIM
     text = {**TEXT_DIMS, "hidden_size": width, "intermediate_size": 2 * width, "num_attention_heads": heads,
             "num_key_value_heads": max(1, heads // 2)}
