@@ -14,9 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STUB = """#!/usr/bin/env bash
-{ printf 'CALL'; printf '\\t%s' "$@"; printf '\\n'; } >> "$STUB_LOG"
-"""
 
 #: script -> (default model folder under $HOME/models, experiment, nodes, SFT Ulysses SP, rollout TP)
 SCRIPTS = {
@@ -27,13 +24,10 @@ SCRIPTS = {
 }
 
 
-def stage_args(tmp_path: Path, script: str, *extra: str, **env_extra: str) -> dict[str, list[str]]:
-    """{stage: the arguments after '--'} that ``DRY_RUN=1 STAGES=sft,merge,grpo`` gives the dry run."""
-    stub = tmp_path / "python"
-    stub.write_text(STUB)
-    stub.chmod(0o755)
-    log = tmp_path / "calls.log"
-    env = {**os.environ, "PYTHON": str(stub), "STUB_LOG": str(log), "DRY_RUN": "1", "STAGES": "sft,merge,grpo",
+def stage_args(tmp_path: Path, python, script: str, *extra: str, **env_extra: str) -> dict[str, list[str]]:
+    """{stage: the arguments after '--'} that ``DRY_RUN=1 STAGES=sft,merge,grpo`` gives the dry run
+    (``python``: the ``recording_python`` fixture of conftest.py)."""
+    env = {**os.environ, **python.env, "DRY_RUN": "1", "STAGES": "sft,merge,grpo",
            "HOME": str(tmp_path / "home"), "SRPO_CONFIG_DIR": str(ROOT / "recipe/srpo/config"), **env_extra}
     for key in ("MODEL_PATH", "OUTPUT_DIR", "EXPERIMENT", "SFT_MAX_IMAGE_PIXELS", "CPU_TRAIN", "NNODES"):
         if key not in env_extra:
@@ -41,18 +35,17 @@ def stage_args(tmp_path: Path, script: str, *extra: str, **env_extra: str) -> di
     proc = subprocess.run(["bash", str(ROOT / "examples" / script), *extra], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    calls = [line.split("\t")[1:] for line in log.read_text().splitlines()]
     stages = {}
-    for call in calls:
+    for call in python.calls():
         assert call[:2] == ["-m", "recipe.srpo.dry_run"], call
         stages[call[2]] = call[call.index("--") + 1 :]
     return stages
 
 
 @pytest.mark.parametrize("script", list(SCRIPTS))
-def test_stage_arguments(tmp_path, script):
+def test_stage_arguments(tmp_path, recording_python, script):
     model, experiment, nodes, sp, tp = SCRIPTS[script]
-    args = stage_args(tmp_path, script)
+    args = stage_args(tmp_path, recording_python, script)
     assert set(args) == {"sft", "merge", "grpo"}
     home = tmp_path / "home"
     sft, grpo = args["sft"], args["grpo"]
@@ -76,8 +69,8 @@ def test_stage_arguments(tmp_path, script):
 
 
 @pytest.mark.parametrize("script", ["run_qwen3vl8b_srpo.sh", "run_qwen3vl32b_srpo.sh"])
-def test_user_settings_win(tmp_path, script):
-    args = stage_args(tmp_path, script, "sft.data.max_image_pixels=100352", "trainer.total_epochs=1",
+def test_user_settings_win(tmp_path, recording_python, script):
+    args = stage_args(tmp_path, recording_python, script, "sft.data.max_image_pixels=100352", "trainer.total_epochs=1",
                       MODEL_PATH="/models/thinking-instruct-template", SFT_MAX_IMAGE_PIXELS="200704")
     sft = args["sft"]
     assert "model.path=/models/thinking-instruct-template" in sft
