@@ -18,7 +18,13 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON=${PYTHON:-$HERE/../.venv/bin/python}
-SCRIPT=${SCRIPT:-run_qwen7b_srpo.sh}
+# MODEL_FAMILY=qwen3vl: the tiny Qwen3-VL and run_qwen3vl8b_srpo.sh (SCRIPT=run_qwen3vl32b_srpo.sh for the 32B).
+MODEL_FAMILY=${MODEL_FAMILY:-qwen25vl}
+case ${MODEL_FAMILY} in
+    qwen25vl) SCRIPT=${SCRIPT:-run_qwen7b_srpo.sh} ;;
+    qwen3vl) SCRIPT=${SCRIPT:-run_qwen3vl8b_srpo.sh} ;;
+    *) echo "cpu_train: unknown MODEL_FAMILY=${MODEL_FAMILY}; use qwen25vl or qwen3vl" >&2; exit 2 ;;
+esac
 WORKSPACE=${WORKSPACE:-$(mktemp -d "${TMPDIR:-/tmp}/srpo-cpu-train.XXXXXX")}
 GRPO_STEPS=${GRPO_STEPS:-2}
 export PYTHON CPU_TRAIN=1 TOKENIZERS_PARALLELISM=false
@@ -47,7 +53,8 @@ rm -f "${SRPO_TOY_REWARD_LOG}"
 TOY=(reward.custom_reward_function.path=pkg://recipe.srpo.cpu.toy_reward)
 
 timed workspace "${WORKSPACE}/logs/workspace.log" \
-    "${PYTHON}" -m srpo_data.demo --out "${WORKSPACE}" --train-rows 32 --test-rows 4 --sft-rows 16
+    "${PYTHON}" -m srpo_data.demo --out "${WORKSPACE}" --train-rows 32 --test-rows 4 --sft-rows 16 \
+    --family "${MODEL_FAMILY}"
 timed data "${WORKSPACE}/logs/data.log" env STAGES=data bash "${HERE}/${SCRIPT}"
 timed sft "${WORKSPACE}/logs/sft.log" env STAGES=sft bash "${HERE}/${SCRIPT}"
 timed merge "${WORKSPACE}/logs/merge.log" env STAGES=merge bash "${HERE}/${SCRIPT}"
