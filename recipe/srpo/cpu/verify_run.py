@@ -147,26 +147,46 @@ def _changes_check(name: str, before: Mapping[str, Any], after: Mapping[str, Any
                  f"vision tensors changed {vis_changed}/{vis_total}")
 
 
+#: vLLM parameter name prefix -> the actor's (transformers 5) prefix, for both families: the inverse of
+#: ``hf_to_vllm_mapper.orig_to_new_prefix`` of ``Qwen2_5_VLForConditionalGeneration``
+#: (``vllm/model_executor/models/qwen2_5_vl.py``) and of ``Qwen3VLForConditionalGeneration``
+#: (``qwen3_vl.py``), vLLM 0.28, which map ``model.visual.`` -> ``visual.``, ``model.language_model.`` ->
+#: ``language_model.model.`` and ``lm_head.`` -> ``language_model.lm_head.`` alike.  (Qwen2.5-VL's also maps
+#: the hub's older ``model.`` prefix, which transformers 5 renames on load: :func:`canonical_name`.)
+VLLM_TO_HF_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("visual.", "model.visual."),
+    ("language_model.model.", "model.language_model."),
+    ("language_model.lm_head.", "lm_head."),
+)
+
+#: vLLM's fused weights -> the actor's pieces, concatenated along dim 0 in this order: the
+#: ``packed_modules_mapping`` of both classes.  The text model's q/k/v and gate/up are fused in both
+#: families; so is Qwen2.5-VL's vision MLP (``visual.blocks.N.mlp.gate_up_proj``, its vision tower's
+#: ``orig_to_new_stacked``).  Qwen3-VL's vision MLP (``linear_fc1``/``linear_fc2``) is not fused, and both
+#: towers' attention ``qkv`` is one weight in transformers already (``"qkv": ["qkv"]``).
+VLLM_FUSED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("qkv_proj", ("q_proj", "k_proj", "v_proj")),
+    ("gate_up_proj", ("gate_proj", "up_proj")),
+)
+
+
 def vllm_expected(name: str, actor: Mapping[str, Any]) -> Any:
     """The actor (Hugging Face) tensor that vLLM's parameter ``name`` must equal, or None if unknown.
 
-    vLLM's Qwen2.5-VL keeps the tower under ``visual.`` and the text model under
-    ``language_model.model.`` / ``language_model.lm_head``, and fuses q/k/v and
-    gate/up projections of the text model into one weight each.
+    vLLM's Qwen2.5-VL and Qwen3-VL both keep the tower under ``visual.`` and the text model under
+    ``language_model.model.`` / ``language_model.lm_head`` (:data:`VLLM_TO_HF_PREFIXES`), and fuse
+    the weights of :data:`VLLM_FUSED`.
     """
     import torch
 
-    if name.startswith("visual."):
-        hf = "model." + name
-    elif name.startswith("language_model.model."):
-        hf = "model.language_model." + name[len("language_model.model."):]
-    elif name.startswith("language_model.lm_head."):
-        hf = name[len("language_model."):]
-    else:
-        hf = name
+    hf = name
+    for vllm_prefix, hf_prefix in VLLM_TO_HF_PREFIXES:
+        if name.startswith(vllm_prefix):
+            hf = hf_prefix + name[len(vllm_prefix):]
+            break
     if hf in actor:
         return actor[hf]
-    for fused, parts in (("qkv_proj", ("q_proj", "k_proj", "v_proj")), ("gate_up_proj", ("gate_proj", "up_proj"))):
+    for fused, parts in VLLM_FUSED:
         if f".{fused}." in hf:
             pieces = [hf.replace(f".{fused}.", f".{part}.") for part in parts]
             if all(p in actor for p in pieces):
@@ -332,7 +352,61 @@ def verify(workspace: Path, group_size: int = 4, min_steps: int = 2) -> list[Che
     checks.append(Check("resume continues at the next step", ok,
                         f"first run steps {first_steps}, resumed run steps {sorted(resume)}"))
     checks.append(eval_check(out / "eval/report/summary.json", out / "grpo_merged"))
+    checks.append(family_check(ws / "tiny-qwen", merged, out / "grpo_merged"))
+    checks.append(image_patch_check(grpo_log, merged))
+    checks.append(chat_template_check(merged))
     return checks
+
+
+def family_check(*models: Path) -> Check:
+    """The base model, the merged SFT model and the merged GRPO policy are one architecture."""
+    name = "one model family from base to trained policy"
+    types = {}
+    for folder in models:
+        try:
+            cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            types[folder.name] = (cfg.get("model_type"), tuple(cfg.get("architectures") or ()))
+        except (OSError, ValueError) as exc:
+            return Check(name, False, f"{folder / 'config.json'}: {exc}")
+    kinds = set(types.values())
+    detail = ", ".join(f"{n}: {t[0]} ({', '.join(t[1])})" for n, t in types.items())
+    return Check(name, len(kinds) == 1 and None not in next(iter(kinds)), detail)
+
+
+GRPO_IMAGE_PATCH = re.compile(r"'image_patch_size': (\d+)")
+
+
+def image_patch_check(grpo_log: str, model: Path) -> Check:
+    """The ``data.image_patch_size`` the GRPO run used (its config dump) is the model processor's patch.
+
+    The dry run's ``image patch`` check (:func:`recipe.srpo.checks.check_image_patch`), on what verl ran with.
+    """
+    name = "grpo data.image_patch_size is the processor's"
+    found = sorted(set(GRPO_IMAGE_PATCH.findall(ANSI.sub("", grpo_log))))
+    if len(found) != 1:
+        return Check(name, False, f"data.image_patch_size in the GRPO log's config: {found or 'not found'}")
+    try:
+        from transformers import AutoProcessor
+
+        from recipe.srpo.checks import check_image_patch
+
+        processor = AutoProcessor.from_pretrained(str(model))
+        return Check(name, True, check_image_patch({"image_patch_size": int(found[0])}, processor))
+    except Exception as exc:  # noqa: BLE001 - ConfigError or a model that does not load: a failed check
+        return Check(name, False, str(exc))
+
+
+def chat_template_check(model: Path) -> Check:
+    """The merged SFT model's chat template renders the five-block target verbatim and prefills no format tag."""
+    name = "chat template keeps the SRPO format"
+    try:
+        from transformers import AutoProcessor
+
+        from recipe.srpo.chat_template import check_chat_template
+
+        return Check(name, True, check_chat_template(AutoProcessor.from_pretrained(str(model))))
+    except Exception as exc:  # noqa: BLE001 - ConfigError or a model that does not load: a failed check
+        return Check(name, False, str(exc))
 
 
 def eval_check(summary_path: Path, merged: Path) -> Check:
