@@ -92,25 +92,36 @@ def png(colour: str) -> bytes:
     return buf.getvalue()
 
 
-#: The scripted stage-1 policy's miscount: a first attempt that is wrong says this many sides.
+#: The scripted stage-1 policy's guess: a first attempt that is wrong guesses this many sides.
 MISCOUNT = {3: 4, 4: 5, 5: 6, 6: 5}
 
 
-def attempt(shape: str, sides: int, choice: bool) -> str:
-    """The scripted policy's two blocks: the fact it read, then the answer in the question's style."""
+def attempt(shape: str, sides: int, choice: bool, guess: bool = False) -> str:
+    """The scripted policy's two blocks: the fact it read (or a guess, which is always wrong), then the answer in
+    the question's style.
+
+    A wrong first attempt opens with ``I guess``, a right one with the shape it read: the reflection's verdict
+    (``I guessed`` / ``I read``) follows from the attempt's first word.  Measured on the first task, whose wrong
+    attempts were miscounts written like the right ones (``A pentagon has 6 sides.``): the SFT'd 128-wide model
+    could not tell its own right attempts from its wrong ones (0.54 nats per sample on the reflection's first
+    word, about the 30/70 prior's 0.61), and a verdict that contradicts the attempt is where sampled rollouts
+    drifted out of the format (71.9% well-formed at temperature 1.0).
+    """
+    count = MISCOUNT[sides] if guess else sides
+    fact = f"I guess it has {count} sides" if guess else f"A {shape} has {count} sides"
     if choice:
-        return (f"<think> A {shape} has {sides} sides: choice {LETTERS[sides]}. </think> "
-                f"<answer> \\boxed{{{LETTERS[sides]}}} </answer>")
-    return f"<think> A {shape} has {sides} sides. </think> <answer> \\boxed{{{sides}}} </answer>"
+        return (f"<think> {fact}: choice {LETTERS[count]}. </think> "
+                f"<answer> \\boxed{{{LETTERS[count]}}} </answer>")
+    return f"<think> {fact}. </think> <answer> \\boxed{{{count}}} </answer>"
 
 
 def scripted_reply(body: dict, script, nth: int = 0) -> str:
     """The stage-1 endpoint's texts for this task (``fake_endpoint --reply srpo_data.learn_task:scripted_reply``).
 
-    - the policy's first attempt: the right count with probability ``script.right_rate`` (a hash of the
-      question, so reruns agree), else :data:`MISCOUNT`'s wrong one;
+    - the policy's first attempt: the shape's count with probability ``script.right_rate`` (a hash of the
+      question, so reruns agree), else a guess (:data:`MISCOUNT`'s wrong count);
     - the teacher's reflection (JSON), in the student's voice, never quoting the answer;
-    - the revision: the right count, with probability ``script.revise_right_rate``.
+    - the revision: the shape's count, with probability ``script.revise_right_rate`` (else a guess).
     """
     from srpo_data.builder.fake_endpoint import _h, _question_of, _text_of
 
@@ -121,11 +132,11 @@ def scripted_reply(body: dict, script, nth: int = 0) -> str:
     frac = lambda salt: (_h(q, f"{salt}{script.seed}") % 10_000) / 10_000  # noqa: E731
     if system:  # the teacher
         if "The student's answer is wrong." in user:  # the verdict line of prompts/reflection.txt
-            return json.dumps({"reflection": f"I miscounted the sides of the {shape}; I should count them again."})
-        return json.dumps({"reflection": f"I counted the sides of the {shape} correctly."})
+            return json.dumps({"reflection": f"I guessed; I should read the shape, a {shape}, and count its sides."})
+        return json.dumps({"reflection": f"I read the shape, a {shape}, and counted its sides correctly."})
     if "Your reflection on it:" in user:
-        return attempt(shape, sides if frac("rev") < script.revise_right_rate else MISCOUNT[sides], choice)
-    return attempt(shape, sides if frac("first") < script.right_rate else MISCOUNT[sides], choice)
+        return attempt(shape, sides, choice, guess=frac("rev") >= script.revise_right_rate)
+    return attempt(shape, sides, choice, guess=frac("first") >= script.right_rate)
 
 
 #: The learning run's model width: the default 64-wide tiny model, SFT'd to a loss of 0.008, still wrote

@@ -74,7 +74,7 @@ def test_the_scripted_teacher_reads_the_builders_verdict():
     question = q.replace("<image>", "")
     script = Script(answers={question: gt})
     template = load_prompt("reflection")
-    for verdict, word in (("wrong", "miscounted"), ("correct", "correctly")):
+    for verdict, word in (("wrong", "guessed"), ("correct", "correctly")):
         user = (template.replace("{question}", question).replace("{attempt}", "x").replace("{answer}", "x")
                 .replace("{ground_truth}", gt).replace("{verdict}", verdict))
         body = {"messages": [{"role": "system", "content": "teacher"}, {"role": "user", "content": user}]}
