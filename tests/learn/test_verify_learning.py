@@ -96,3 +96,36 @@ def test_bootstrap_interval_excludes_zero_only_for_a_real_shift():
     assert diff == pytest.approx(0.536, abs=1e-3) and 0 < lo < diff < hi
     diff, lo, hi = vl.bootstrap_diff([0.5, 0.7, 0.4, 0.6, 0.5], [0.6, 0.4, 0.5, 0.7, 0.5])
     assert lo < 0 < hi
+
+
+def test_the_sft_check_pools_both_runs_first_step_weighted_by_responses(tmp_path):
+    """Both runs' first step are the SFT model's own rollouts: 24/32 (75%) and 56/64 (87.5%) are 80/96 together."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rng = random.Random(2)
+
+    def step(n, malformed_every):
+        return [compute_score("learn", response("4", "4", i % malformed_every != 0), "4", None) for i in range(n)]
+
+    (logs / "grpo.log").write_text(console_line(1, step(32, 4)) + "\n" + console_line(2, sample_step(rng, 0.4)) + "\n")
+    (logs / "grpo_baseline.log").write_text(console_line(1, step(64, 8)) + "\n")
+    named = by_name(vl.verify(tmp_path, min_steps=1)[0])
+    sft = named["sft: >= 80% of the SFT model's sampled rollouts are well-formed"]
+    assert sft.ok and sft.detail.startswith("83.3% of 96 rollouts"), sft.detail
+    assert "srpo step 1 75.0% of 32" in sft.detail and "grpo_baseline step 1 87.5% of 64" in sft.detail
+    # the SRPO run's first step alone (75%) fails
+    (logs / "grpo_baseline.log").unlink()
+    sft = by_name(vl.verify(tmp_path, min_steps=1)[0])["sft: >= 80% of the SFT model's sampled rollouts are well-formed"]
+    assert not sft.ok and sft.detail.startswith("75.0% of 32 rollouts"), sft.detail
+
+
+def test_the_sft_check_fails_when_no_step_logged_its_responses(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "grpo.log").write_text("no step lines\n")
+    sft = by_name(vl.verify(tmp_path, min_steps=1)[0])["sft: >= 80% of the SFT model's sampled rollouts are well-formed"]
+    assert not sft.ok and "no GRPO step" in sft.detail
+
+
+def test_wilson_interval():
+    lo, hi = vl.wilson(0.8, 100)
+    assert lo == pytest.approx(0.711, abs=1e-3) and hi == pytest.approx(0.867, abs=1e-3)
