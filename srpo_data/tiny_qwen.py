@@ -172,7 +172,7 @@ The quick brown fox jumps over the lazy dog. Therefore, the answer is correct.
 """
 
 
-def build_fingerprint(width: int = WIDTH) -> str:
+def build_fingerprint(width: int = WIDTH, corpus_extra: str = "") -> str:
     """A hash of everything that decides the built folder's content.
 
     Written into the done-marker: a folder built from another configuration (e.g. the former
@@ -189,7 +189,7 @@ def build_fingerprint(width: int = WIDTH) -> str:
         "vision": vision,
         "pixels": [PATCH_SIZE, MERGE_SIZE, TEMPORAL_PATCH_SIZE, MIN_PIXELS, MAX_PIXELS],
         "tokens": QWEN25_ADDED_TOKENS,
-        "bpe": [BPE_VOCAB_SIZE, _CORPUS],
+        "bpe": [BPE_VOCAB_SIZE, _CORPUS, corpus_extra] if corpus_extra else [BPE_VOCAB_SIZE, _CORPUS],
         "template": QWEN25_VL_CHAT_TEMPLATE,
         "seed": SEED,
     }
@@ -203,8 +203,8 @@ def _complete(out_dir: Path) -> bool:
     return marker.read_text(encoding="utf-8").strip() == build_fingerprint()
 
 
-def _train_byte_level_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Learn a small byte-level BPE with Qwen2's pre-tokenizer; returns (vocab, merges)."""
+def _train_byte_level_bpe(corpus: str = _CORPUS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Learn a small byte-level BPE with Qwen2's pre-tokenizer on ``corpus``; returns (vocab, merges)."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
@@ -222,7 +222,7 @@ def _train_byte_level_bpe() -> tuple[dict[str, int], list[tuple[str, str]]]:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=[],
     )
-    tok.train_from_iterator(_CORPUS.strip().splitlines() * 4, trainer=trainer)
+    tok.train_from_iterator(corpus.strip().splitlines() * 4, trainer=trainer)
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return dict(model["vocab"]), merges  # type: ignore[arg-type]
@@ -232,16 +232,18 @@ def _build_tokenizer(
     out_dir: Path,
     added_tokens: tuple[tuple[str, bool], ...] = QWEN25_ADDED_TOKENS,
     chat_template: str = QWEN25_VL_CHAT_TEMPLATE,
+    corpus: str = _CORPUS,
 ) -> dict[str, int]:
     """Write the tokenizer files; return the ids of the added tokens.
 
     ``added_tokens`` (text, special) in the hub's order follow the BPE vocabulary; the Qwen3-VL
-    builder (:mod:`srpo_data.tiny_qwen3vl`) passes Qwen3's tokens and its own template.
+    builder (:mod:`srpo_data.tiny_qwen3vl`) passes Qwen3's tokens and its own template.  The BPE is learned
+    on ``corpus``.
     """
     from tokenizers import AddedToken
     from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
 
-    vocab, merges = _train_byte_level_bpe()
+    vocab, merges = _train_byte_level_bpe(corpus)
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
@@ -329,11 +331,11 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def _build_into(tmp: Path, width: int = WIDTH) -> None:
+def _build_into(tmp: Path, width: int = WIDTH, corpus_extra: str = "") -> None:
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    ids = _build_tokenizer(tmp)
+    ids = _build_tokenizer(tmp, corpus=_CORPUS + corpus_extra)
     n_tokens = max(ids.values()) + 1
     vocab_size = ((n_tokens + 63) // 64) * 64  # padded like the hub's 152064 > 151665
     hub_config = _hub_config(ids, vocab_size, width)
@@ -347,10 +349,10 @@ def _build_into(tmp: Path, width: int = WIDTH) -> None:
     _write_json(tmp / "generation_config.json", _generation_config(ids))
     _write_json(tmp / "preprocessor_config.json", _preprocessor_config())
     (tmp / "chat_template.jinja").write_text(QWEN25_VL_CHAT_TEMPLATE, encoding="utf-8")
-    (tmp / _DONE_MARKER).write_text(build_fingerprint(width) + "\n", encoding="utf-8")
+    (tmp / _DONE_MARKER).write_text(build_fingerprint(width, corpus_extra) + "\n", encoding="utf-8")
 
 
-def build_tiny_qwen25vl(out_dir: str | os.PathLike[str], width: int = WIDTH) -> Path:
+def build_tiny_qwen25vl(out_dir: str | os.PathLike[str], width: int = WIDTH, corpus_extra: str = "") -> Path:
     """Build (or reuse) a tiny random-weight Qwen2.5-VL folder at ``out_dir``.
 
     Idempotent: when ``out_dir`` already holds a complete model of the current
@@ -358,9 +360,13 @@ def build_tiny_qwen25vl(out_dir: str | os.PathLike[str], width: int = WIDTH) -> 
     untouched; a folder built from another configuration is rebuilt in place.
     The build goes to a sibling temporary folder whose files are moved in at
     the end (the marker last), so an interrupted build never looks complete.
+
+    ``corpus_extra``: more lines for the tokenizer's BPE to learn from (the learning run's task words, so
+    that ``hexagon`` is one token as in Qwen's real vocabulary, not five); part of the fingerprint.
     """
     dims(width)  # a bad width is refused before any work
-    return build_folder(out_dir, lambda tmp: _build_into(tmp, width), build_fingerprint(width), REQUIRED_FILES)
+    return build_folder(out_dir, lambda tmp: _build_into(tmp, width, corpus_extra),
+                        build_fingerprint(width, corpus_extra), REQUIRED_FILES)
 
 
 def build_folder(

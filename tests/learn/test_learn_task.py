@@ -55,9 +55,11 @@ def test_the_scripted_endpoint_finds_each_questions_own_answer(tmp_path):
 
 
 def test_write_task_writes_the_geometry3k_layout(tmp_path, monkeypatch):
-    monkeypatch.setattr("srpo_data.tiny_qwen.build_tiny_qwen25vl", lambda out, width: (out, width))  # the model is tested elsewhere
+    monkeypatch.setattr("srpo_data.tiny_qwen.build_tiny_qwen25vl",  # the model is tested elsewhere
+                        lambda out, width, corpus_extra: (out, width, corpus_extra))
     paths = learn_task.write_task(tmp_path, 24, 8, "http://127.0.0.1:9/v1")
-    assert paths["model"] == (tmp_path / "tiny-qwen", learn_task.LEARN_WIDTH)  # the learning run's wider model
+    # the learning run's wider model, its tokenizer also learned on the task's text
+    assert paths["model"] == (tmp_path / "tiny-qwen", learn_task.LEARN_WIDTH, learn_task.corpus())
     train = pd.read_parquet(paths["raw"] / "train-00000-of-00001.parquet")
     assert list(train.columns) == ["problem", "answer", "images", "id"] and len(train) == 24
     assert train.iloc[0]["images"][0]["bytes"][:4] == b"\x89PNG"
@@ -81,3 +83,21 @@ def test_the_scripted_teacher_reads_the_builders_verdict():
         assert word in learn_task.scripted_reply(body, script)
         generic = scripted_reply(body, script)
         assert ("looks wrong" in generic) == (verdict == "wrong")
+
+
+def test_the_tokenizer_learned_on_the_task_keeps_its_words_whole(tmp_path):
+    """With the task's corpus, a five-block target is about half the tokens (the words whole, as in Qwen's
+    real vocabulary); the builder's SFT form (no spaces inside the tags) is what the corpus covers."""
+    from transformers import AutoTokenizer
+
+    from srpo_data.tiny_qwen import build_tiny_qwen25vl
+
+    target = (learn_task.tight(learn_task.attempt("hexagon", 6, False, guess=True))
+              + " <reflection>I guessed; I should read the shape, a hexagon, and count its sides.</reflection> "
+              + learn_task.tight(learn_task.attempt("hexagon", 6, False)))
+    plain = AutoTokenizer.from_pretrained(build_tiny_qwen25vl(tmp_path / "plain", 64))
+    task = AutoTokenizer.from_pretrained(build_tiny_qwen25vl(tmp_path / "task", 64, corpus_extra=learn_task.corpus()))
+    assert task.tokenize(" hexagon") == ["Ġhexagon"] and len(plain.tokenize(" hexagon")) > 1
+    n_plain, n_task = len(plain(target)["input_ids"]), len(task(target)["input_ids"])
+    assert n_task < 0.6 * n_plain, (n_task, n_plain)
+    assert task.decode(task(target)["input_ids"]) == target  # still a byte-level BPE: lossless
