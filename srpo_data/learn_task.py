@@ -13,12 +13,12 @@ plain coloured square (the vision tower is frozen in both stages; it carries not
 Written under ``WS`` (the demo workspace layout of :mod:`srpo_data.demo`):
 
 - ``tiny-qwen/``: the random-weight model (:func:`srpo_data.tiny_qwen.build_tiny_qwen25vl`, 128 wide:
-  :data:`LEARN_WIDTH`);
+  :data:`LEARN_WIDTH`), its tokenizer's BPE also learned on the task's text (:func:`corpus`);
 - ``data/raw/geometry3k/``: the task in the public hiyouga/geometry3k parquet layout
   (``problem``, ``answer``, ``images``), the input of ``srpo_data.prepare_rl``;
 - ``data/stage1_answers.json``: question -> ground truth, for the scripted stage-1 endpoint
-  (``python -m srpo_data.builder.fake_endpoint --answers``), which plays the policy (right
-  first attempts at ``--right-rate``, else a wrong answer), and the teacher (a JSON
+  (``python -m srpo_data.builder.fake_endpoint --answers``), which plays the policy (first attempts
+  that read the shape at ``--right-rate``, else a guess, always wrong), and the teacher (a JSON
   reflection); the real builder (``srpo_data.build_reflections``) asks it, grades, mixes and
   writes the SFT data, so the chain is data -> stage 1 -> SFT -> merge -> GRPO, every stage
   the real one;
