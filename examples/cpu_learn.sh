@@ -65,8 +65,8 @@ PORT=$(cat "${LOGS}/stage1_port")
 stage workspace "${PYTHON}" -m srpo_data.learn_task --out "${WORKSPACE}" --train-rows "${TRAIN_ROWS}" \
     --test-rows "${TEST_ROWS}" --endpoint-url "http://127.0.0.1:${PORT}/v1"
 
-# 2. data: the scripted stage-1 endpoint with the task's texts (srpo_data.learn_task.scripted_reply: 40% right
-#    first attempts, a miscount otherwise; revisions right 90% of the time; the builder drops wrong revisions
+# 2. data: the scripted stage-1 endpoint with the task's texts (srpo_data.learn_task.scripted_reply: 40% of
+#    first attempts read the shape, the others guess wrongly; revisions right 90% of the time; the builder drops wrong revisions
 #    and mixes 30% first-right / 70% first-wrong), then the real data stage.
 data_stage() {
     "${PYTHON}" -m srpo_data.builder.fake_endpoint --port "${PORT}" --answers "${DATA_DIR}/stage1_answers.json" \
