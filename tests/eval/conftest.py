@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from eval_lookalikes import write_mathverse, write_mathvision, write_mathvista, write_mmmu_pro
+from srpo_eval.convert import convert
 
 
 @pytest.fixture
@@ -21,3 +22,11 @@ def releases(tmp_path: Path) -> dict[str, Path]:
         "mmmu_pro_vision": vis,
         "root": tmp_path,
     }
+
+
+@pytest.fixture
+def eval_parquet(releases, tmp_path) -> Path:
+    """MMMU-Pro look-alike (first row has two images) converted to an eval parquet."""
+    out = tmp_path / "mmmu.parquet"
+    convert("mmmu_pro", releases["mmmu_pro"], out)
+    return out

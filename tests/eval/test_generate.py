@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from eval_lookalikes import response, write_jsonl
-from srpo_eval.convert import convert
+from eval_lookalikes import read_jsonl, response, run_vllm_generate, write_jsonl
 from srpo_eval.data import load_data
 from srpo_eval.generate import (
     HFGenerator,
@@ -55,21 +52,9 @@ def test_structured_messages_keep_image_and_text_order():
     ]
 
 
-@pytest.fixture
-def eval_parquet(releases, tmp_path) -> Path:
-    """MMMU-Pro look-alike (first row has two images) converted to an eval parquet."""
-    out = tmp_path / "mmmu.parquet"
-    convert("mmmu_pro", releases["mmmu_pro"], out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def tiny_generator(tiny_qwen_dir):
     return HFGenerator(tiny_qwen_dir, max_new_tokens=4)
-
-
-def _lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def test_hf_backend_decodes_as_vllm_does_without_the_hub_repetition_penalty(tiny_generator, eval_parquet, tmp_path,
@@ -88,7 +73,7 @@ def test_hf_generation_resumes_and_skips_done_ids(tiny_generator, eval_parquet, 
     out = tmp_path / "rollouts.jsonl"
     s1 = run_generation(tiny_generator, eval_parquet, out, limit=1, model_name="tiny")
     assert (s1["generated"], s1["already_done"]) == (1, 0)
-    recs = _lines(out)
+    recs = read_jsonl(out)
     assert [r["id"] for r in recs] == ["mmmu_pro-test_Art_1"]
     r = recs[0]
     assert isinstance(r["response"], str) and r["source"] == "hf" and r["model"] == "tiny"
@@ -96,10 +81,10 @@ def test_hf_generation_resumes_and_skips_done_ids(tiny_generator, eval_parquet, 
     # a second run only generates what is missing
     s2 = run_generation(tiny_generator, eval_parquet, out)
     assert (s2["generated"], s2["already_done"], s2["questions"]) == (1, 1, 2)
-    assert [r["id"] for r in _lines(out)] == ["mmmu_pro-test_Art_1", "mmmu_pro-test_Math_2"]
+    assert [r["id"] for r in read_jsonl(out)] == ["mmmu_pro-test_Art_1", "mmmu_pro-test_Math_2"]
     # nothing left: no new line
     assert run_generation(tiny_generator, eval_parquet, out)["generated"] == 0
-    assert len(_lines(out)) == 2
+    assert len(read_jsonl(out)) == 2
 
 
 def test_interrupted_half_line_is_regenerated_on_a_new_line(tiny_generator, eval_parquet, tmp_path):
@@ -119,7 +104,7 @@ def test_generate_cli_with_tiny_model(tiny_qwen_dir, eval_parquet, tmp_path, cap
     rc = main(["--model", str(tiny_qwen_dir), "--data", str(eval_parquet), "--out", str(out), "--backend", "hf", "--max-new-tokens", "3", "--limit", "1"])
     assert rc == 0
     assert "1 generated, 0 already done, of 1 questions" in capsys.readouterr().out
-    assert len(_lines(out)) == 1
+    assert len(read_jsonl(out)) == 1
 
 
 @pytest.mark.parametrize(
@@ -170,18 +155,9 @@ def test_vllm_backend_cli_with_tiny_model_on_cpu(tiny_qwen_dir, eval_parquet, tm
     (on a GPU machine, its GPU), both questions (the first has two images), then a resumed run
     that has nothing left to do and loads no model."""
     out = tmp_path / "vllm.jsonl"
-    cmd = [sys.executable, "-m", "srpo_eval.generate", "--model", str(tiny_qwen_dir), "--data", str(eval_parquet),
-           "--out", str(out), "--backend", "vllm", "--max-new-tokens", "4", "--max-model-len", "2048",
-           "--max-images", "2", "--batch-size", "2"]
     env = {k: v for k, v in vllm_cpu_env.items() if k != "VLLM_TARGET_DEVICE"}  # generate sets it itself
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "2 generated, 0 already done, of 2 questions" in proc.stdout
-    recs = _lines(out)
-    assert [r["id"] for r in recs] == ["mmmu_pro-test_Art_1", "mmmu_pro-test_Math_2"]
-    for r in recs:
-        assert r["source"] == "vllm" and r["model"] == str(tiny_qwen_dir) and isinstance(r["response"], str)
-        assert 1 <= r["response_tokens"] <= 4 and r["finish_reason"] in ("stop", "length")
+    cmd = run_vllm_generate(tiny_qwen_dir, eval_parquet, out, env, tmp_path)
+    recs = read_jsonl(out)
     # The resumed run gets a model folder that no loader can read: it succeeds only if it loads no model.
     no_model = tmp_path / "no-model"
     no_model.mkdir()
@@ -189,14 +165,14 @@ def test_vllm_backend_cli_with_tiny_model_on_cpu(tiny_qwen_dir, eval_parquet, tm
     again = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-4000:]
     assert "0 generated, 2 already done, of 2 questions" in again.stdout
-    assert _lines(out) == recs
+    assert read_jsonl(out) == recs
     # ... and that folder does stop a run that has a question left to generate (the check can fail).
     partial = tmp_path / "partial.jsonl"
     partial.write_text(out.read_text().splitlines(keepends=True)[0])
     left = [str(partial) if a == str(out) else a for a in resume]
     one_left = subprocess.run(left, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert one_left.returncode != 0 and str(no_model) in one_left.stderr, one_left.stderr[-4000:]
-    assert _lines(partial) == recs[:1]
+    assert read_jsonl(partial) == recs[:1]
 
 
 # ------------------------------------------------------------------- imports
@@ -215,7 +191,7 @@ def test_import_user_jsonl(eval_parquet, tmp_path):
     assert s["matched"] == 2
     assert s["unusable"] == {"unknown_id": 1, "missing_response": 1, "bad_json": 1}
     assert s["questions_without_response"] == 1
-    recs = _lines(out)
+    recs = read_jsonl(out)
     assert len(recs) == 5  # unusable lines are kept, with their error
     assert [(r["id"], r["sample"]) for r in recs[:2]] == [("mmmu_pro-test_Art_1", 0), ("mmmu_pro-test_Art_1", 1)]
     assert sorted(r.get("error") for r in recs[2:]) == ["bad_json", "missing_response", "unknown_id"]
@@ -243,7 +219,7 @@ def test_import_verl_validation_dump(tiny_qwen_dir, eval_parquet, tmp_path):
     out = tmp_path / "ours.jsonl"
     s = import_rollouts(dump / "7.jsonl", [eval_parquet], out)
     assert s["matched"] == 2 and s["unusable"] == {"no_matching_question": 1}
-    recs = _lines(out)
+    recs = read_jsonl(out)
     assert [r["id"] for r in recs[:2]] == ["mmmu_pro-test_Art_1", "mmmu_pro-test_Math_2"]
     assert all(r["source"] == "verl_dump" for r in recs)
     assert load_data([eval_parquet]).items["mmmu_pro-test_Art_1"].ground_truth == "J"

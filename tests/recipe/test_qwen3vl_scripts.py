@@ -94,10 +94,11 @@ def test_demo_workspace_of_the_qwen3vl_family(tmp_path):
     assert config["model_type"] == "qwen3_vl"  # the folder name the CPU scripts use for either family
 
 
-def test_cpu_dry_run_refuses_an_unknown_family_before_any_work(tmp_path):
-    env = {**os.environ, "MODEL_FAMILY": "qwen4vl", "DEMO_DIR": str(tmp_path / "demo")}
-    proc = subprocess.run(["bash", str(ROOT / "examples/cpu_dry_run.sh")], env=env, capture_output=True, text=True,
+@pytest.mark.parametrize("script, folder_var", [("cpu_dry_run.sh", "DEMO_DIR"), ("cpu_train.sh", "WORKSPACE")])
+def test_the_cpu_scripts_refuse_an_unknown_family_before_any_work(tmp_path, script, folder_var):
+    env = {**os.environ, "MODEL_FAMILY": "qwen4vl", folder_var: str(tmp_path / "ws")}
+    proc = subprocess.run(["bash", str(ROOT / "examples" / script)], env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2
-    assert "unknown MODEL_FAMILY=qwen4vl; use qwen25vl or qwen3vl" in proc.stderr
-    assert not (tmp_path / "demo").exists()
+    assert f"{script.removesuffix('.sh')}: unknown MODEL_FAMILY=qwen4vl; use qwen25vl or qwen3vl" in proc.stderr
+    assert not (tmp_path / "ws").exists()
