@@ -115,6 +115,13 @@ def attempt(shape: str, sides: int, choice: bool, guess: bool = False) -> str:
     return f"<think> {fact}. </think> <answer> \\boxed{{{count}}} </answer>"
 
 
+def reflection(shape: str, wrong: bool) -> str:
+    """The scripted teacher's reflection, in the student's voice, never quoting the answer."""
+    if wrong:
+        return f"I guessed; I should read the shape, a {shape}, and count its sides."
+    return f"I read the shape, a {shape}, and counted its sides correctly."
+
+
 def scripted_reply(body: dict, script, nth: int = 0) -> str:
     """The stage-1 endpoint's texts for this task (``fake_endpoint --reply srpo_data.learn_task:scripted_reply``).
 
@@ -130,10 +137,8 @@ def scripted_reply(body: dict, script, nth: int = 0) -> str:
     shape = next((s for s in SHAPES if f" a {s}." in q), "square")
     sides, choice = SHAPES[shape], "Choices:" in q
     frac = lambda salt: (_h(q, f"{salt}{script.seed}") % 10_000) / 10_000  # noqa: E731
-    if system:  # the teacher
-        if "The student's answer is wrong." in user:  # the verdict line of prompts/reflection.txt
-            return json.dumps({"reflection": f"I guessed; I should read the shape, a {shape}, and count its sides."})
-        return json.dumps({"reflection": f"I read the shape, a {shape}, and counted its sides correctly."})
+    if system:  # the teacher (the verdict line of prompts/reflection.txt)
+        return json.dumps({"reflection": reflection(shape, wrong="The student's answer is wrong." in user)})
     if "Your reflection on it:" in user:
         return attempt(shape, sides, choice, guess=frac("rev") >= script.revise_right_rate)
     return attempt(shape, sides, choice, guess=frac("first") >= script.right_rate)
@@ -164,14 +169,15 @@ def corpus() -> str:
             for guess in (False, True):
                 text = attempt(shape, SHAPES[shape], style == "choice", guess)
                 lines += [text, tight(text)]  # as sent, and as the builder writes the SFT target
-        for verdict in (f"I guessed; I should read the shape, a {shape}, and count its sides.",
-                        f"I read the shape, a {shape}, and counted its sides correctly."):
+        for verdict in (reflection(shape, wrong=True), reflection(shape, wrong=False)):
             lines += [verdict, f"<reflection>{verdict}</reflection>"]
     return "\n".join(dict.fromkeys(line for line in lines if line.strip())) + "\n"
 
 
 def tight(text: str) -> str:
-    """A block text as the stage-1 builder writes it into the SFT target: no spaces just inside the tags."""
+    """A block text as the stage-1 builder writes it into the SFT target: no spaces just inside the tags
+    (``srpo_data.builder.steps.build_target`` of the parsed blocks; tests/learn/test_cpu_learn_data.py checks
+    that every attempt of the builder's targets is a line of :func:`corpus`)."""
     import re
 
     return re.sub(r"\s+(</)", r"\1", re.sub(r"(<(?:think|answer|reflection)>)\s+", r"\1", text))
@@ -203,8 +209,8 @@ def write_task(out: Path, train_rows: int, test_rows: int, endpoint_url: str, se
         f"target_first_right: {first_right}\n"
         "progress: false\n"
     )
-    return {"model": build_tiny_qwen25vl(out / "tiny-qwen", width, corpus_extra=corpus()), "raw": raw, "answers": data / "stage1_answers.json",
-            "builder_yaml": data / "reflection_builder.yaml", "data": data}
+    return {"model": build_tiny_qwen25vl(out / "tiny-qwen", width, corpus_extra=corpus()), "raw": raw,
+            "answers": data / "stage1_answers.json", "builder_yaml": data / "reflection_builder.yaml", "data": data}
 
 
 def main(argv: list[str] | None = None) -> int:

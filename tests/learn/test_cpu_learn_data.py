@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from srpo_data import learn_task
 from srpo_reward import grade_answer
 from srpo_reward.format import parse_response
 
@@ -37,10 +38,13 @@ def test_cpu_learn_data_stage_builds_five_block_sft_data_with_the_papers_mix(tmp
     assert abs(summary["mix"]["first_right"] - 0.3) <= 0.05, summary["mix"]
     sft = pd.read_parquet(tmp_path / "data/sft/sft.parquet")
     assert len(sft) == summary["kept"] > 40
+    corpus_lines = set(learn_task.corpus().splitlines())  # the tokenizer learned the targets as the builder wrote them
     for _, row in sft.iterrows():
         target = row["messages"][-1]["content"]
         parsed = parse_response(target)
         assert parsed.ok, target  # the reward's own format check
+        first, rest = target.split(" <reflection>", 1)
+        assert {first, "<reflection>" + rest.split(" <think>", 1)[0], "<think>" + rest.split(" <think>", 1)[1]} <= corpus_lines
         assert grade_answer(parsed.final_answer, row["ground_truth"]).correct
         assert grade_answer(parsed.first_answer, row["ground_truth"]).correct == bool(row["first_correct"])
     # the endpoint really was asked: one attempt and one revision per sample, one reflection per sample

@@ -93,7 +93,7 @@ def test_the_tokenizer_learned_on_the_task_keeps_its_words_whole(tmp_path):
     from srpo_data.tiny_qwen import build_tiny_qwen25vl
 
     target = (learn_task.tight(learn_task.attempt("hexagon", 6, False, guess=True))
-              + " <reflection>I guessed; I should read the shape, a hexagon, and count its sides.</reflection> "
+              + f" <reflection>{learn_task.reflection('hexagon', wrong=True)}</reflection> "
               + learn_task.tight(learn_task.attempt("hexagon", 6, False)))
     plain = AutoTokenizer.from_pretrained(build_tiny_qwen25vl(tmp_path / "plain", 64))
     task = AutoTokenizer.from_pretrained(build_tiny_qwen25vl(tmp_path / "task", 64, corpus_extra=learn_task.corpus()))
