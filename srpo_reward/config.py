@@ -39,7 +39,7 @@ LENGTH_UNITS = ("approx_tokens", "chars", "words")
 class RewardConfig:
     """Weights of ``R_total = R_task + R_reflection`` (SRPO, Wan et al. 2025, eqs. 4-8).
 
-    ``R_task = format_weight * [format ok] + acc_weight * [A1 correct]``
+    ``R_task = format_weight * [format ok] + acc_weight * [A1 correct] + final_acc_weight * [A2 correct]``
     ``R_reflection = I_eff + ref_weight * [reflection well formed] + len_alpha * f_len``
     with ``f_len = exp(-((L - T_target) / (T_max - T_target))**2)``,
     ``T_target = len_target_ratio * L1`` and ``T_max = len_max_ratio * L1``.
@@ -55,6 +55,11 @@ class RewardConfig:
     format_weight: float = 0.5
     #: R_acc: paid when the first answer A1 is correct (scored whenever an answer block exists).
     acc_weight: float = 0.5
+    #: Accuracy of the FINAL answer (the last answer block), paid whenever an answer block exists, like
+    #: ``acc_weight``.  Not a term of the paper's SRPO reward (0 by default); it makes "format + accuracy"
+    #: (a standard GRPO reward) expressible for a two-attempt response: ``acc_weight=0,
+    #: final_acc_weight=0.5`` with every I_eff, I_ref and length weight 0 (docs/reward.md).
+    final_acc_weight: float = 0.0
     #: I_eff when A1 is wrong and A2 right (the reflection fixed the answer).
     eff_fixed: float = 0.5
     #: I_eff when A1 and A2 are both right (the reflection kept a right answer).
@@ -131,15 +136,18 @@ class RewardConfig:
 
     def score_bounds(self) -> tuple[float, float]:
         """The smallest and largest total score this config can give (the length term lies in [0, 1])."""
+        f = self.final_acc_weight
         transitions = [
-            (self.acc_weight + self.eff_kept),  # right -> right
+            (self.acc_weight + self.eff_kept + f),  # right -> right
             (self.acc_weight + self.eff_broke),  # right -> wrong
-            (self.eff_fixed),  # wrong -> right
+            (self.eff_fixed + f),  # wrong -> right
             (self.eff_stayed_wrong),  # wrong -> wrong
         ]
         len_lo, len_hi = sorted((0.0, self.len_alpha))
         valid_lo = self.format_weight + min(transitions) + self.ref_weight + len_lo
         valid_hi = self.format_weight + max(transitions) + self.ref_weight + len_hi
-        # An invalid format still earns acc_weight for a right first answer.
-        invalid = (0.0, self.acc_weight)
+        # An invalid format still earns acc_weight (and final_acc_weight) for right answers: any subset of the two
+        # accuracy terms (a single answer block is both first and final, so both or neither).
+        acc_terms = [0.0, self.acc_weight, f, self.acc_weight + f]
+        invalid = (min(acc_terms), max(acc_terms))
         return min(valid_lo, *invalid), max(valid_hi, *invalid)

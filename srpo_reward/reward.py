@@ -30,7 +30,7 @@ SCORE_KEYS = (
     "acc_first",  # the first answer A1 is correct
     "format",  # the response has the five-block format
     "r_format",  # R_format term
-    "r_acc",  # R_acc term
+    "r_acc",  # R_acc term (acc_weight on A1, plus final_acc_weight on the final answer)
     "r_eff",  # I_eff term (reflection effectiveness)
     "r_ref",  # I_ref term (reflection well formed)
     "r_len",  # alpha * f_len term
@@ -121,7 +121,7 @@ class SRPOReward:
         out["grade_error"] = float(any(g.status in ERROR_STATUSES for g in grades))
         out["acc_first"] = float(first.correct)
         out["acc"] = float(final.correct)
-        out["r_acc"] = cfg.acc_weight * first.correct
+        out["r_acc"] = cfg.acc_weight * first.correct + cfg.final_acc_weight * final.correct
 
         if parsed.ok:
             out["format"] = 1.0

@@ -74,9 +74,11 @@ weights = st.floats(-2, 2, allow_nan=False)
     kept=weights,
     broke=weights,
     alpha=weights,
+    final=weights,
 )
-def test_bounds_hold_for_any_weights(text, fmt, acc, fixed, kept, broke, alpha):
-    kw = dict(format_weight=fmt, acc_weight=acc, eff_fixed=fixed, eff_kept=kept, eff_broke=broke, len_alpha=alpha)
+def test_bounds_hold_for_any_weights(text, fmt, acc, fixed, kept, broke, alpha, final):
+    kw = dict(format_weight=fmt, acc_weight=acc, eff_fixed=fixed, eff_kept=kept, eff_broke=broke, len_alpha=alpha,
+              final_acc_weight=final)
     check(compute_score("any", text, "5", **kw), RewardConfig(**kw))
 
 

@@ -109,6 +109,32 @@ def test_reward_kwargs(kwargs, total_rr, total_wr):
     assert (rr["score"], wr["score"]) == (pytest.approx(total_rr), pytest.approx(total_wr))
 
 
+#: The standard GRPO reward "format + accuracy" of the ablation study (recipe.srpo.cpu.ablation's
+#: format_and_final_acc_only arm): 0.5 for the format, 0.5 for a right final answer, nothing else.
+FORMAT_AND_FINAL_ACC = dict(acc_weight=0.0, final_acc_weight=0.5, eff_fixed=0.0, eff_kept=0.0, eff_broke=0.0,
+                            eff_stayed_wrong=0.0, ref_weight=0.0, len_alpha=0.0)
+
+
+@pytest.mark.parametrize(
+    "text, score",
+    [
+        pytest.param(resp("5", "5"), 1.0, id="right-right"),
+        pytest.param(resp("7", "5"), 1.0, id="wrong-right: the same as right-right"),
+        pytest.param(resp("5", "7"), 0.5, id="right-wrong: format only"),
+        # the final answer's accuracy is paid without the format, as acc_weight is for A1
+        pytest.param(resp("7", "5") + " extra", 0.5, id="malformed, final right"),
+        pytest.param(resp("5", "7") + " extra", 0.0, id="malformed, only the first right"),
+        pytest.param("<think>t</think> <answer>5</answer>", 0.5, id="one attempt, right"),
+    ],
+)
+def test_final_acc_weight_makes_format_plus_final_accuracy(text, score):
+    out = compute_score("geo3k", text, "5", AT_TARGET, **FORMAT_AND_FINAL_ACC)
+    assert out["score"] == pytest.approx(score)
+    assert out["r_acc"] == pytest.approx(0.5 * out["acc"]) and out["r_eff"] == out["r_ref"] == out["r_len"] == 0.0
+    # off by default: the paper's reward is unchanged
+    assert RewardConfig().final_acc_weight == 0.0
+
+
 def test_paper_default_ranks_right_right_above_wrong_right():
     rr = compute_score("x", resp("5", "5"), "5", AT_TARGET)["score"]
     wr = compute_score("x", resp("7", "5"), "5", AT_TARGET)["score"]
