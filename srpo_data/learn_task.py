@@ -185,18 +185,26 @@ def tight(text: str) -> str:
 
 def write_task(out: Path, train_rows: int, test_rows: int, endpoint_url: str, seed: int = 0,
                first_right: float = 0.3, width: int = LEARN_WIDTH) -> dict[str, Path]:
+    return write_layout(Path(out), {"train": rows("train", train_rows, seed), "test": rows("test", test_rows, seed)},
+                        endpoint_url, first_right, width, corpus())
+
+
+def write_layout(out: Path, splits: dict[str, list[tuple[str, str, str]]], endpoint_url: str, first_right: float,
+                 width: int, corpus_text: str) -> dict[str, Path]:
+    """A task's workspace: its rows (question, ground truth, colour) per split in the geometry3k layout, the
+    stage-1 answer key, the builder's endpoint config and the tiny model (its tokenizer also learned on
+    ``corpus_text``).  Shared by this task and :mod:`srpo_data.count_task`."""
     import pandas as pd
 
     from srpo_data.tiny_qwen import build_tiny_qwen25vl
 
-    out = Path(out)
     data = out / "data"
     raw = data / "raw" / "geometry3k"
     raw.mkdir(parents=True, exist_ok=True)
     answers: dict[str, str] = {}
-    for split, n in (("train", train_rows), ("test", test_rows)):
+    for split, split_rows in splits.items():
         records = []
-        for i, (q, a, colour) in enumerate(rows(split, n, seed)):
+        for i, (q, a, colour) in enumerate(split_rows):
             records.append({"problem": q, "answer": a, "images": [{"bytes": png(colour), "path": None}],
                             "id": f"{split}-{i}"})
             answers[q.replace("<image>", "").strip()] = a
@@ -209,7 +217,7 @@ def write_task(out: Path, train_rows: int, test_rows: int, endpoint_url: str, se
         f"target_first_right: {first_right}\n"
         "progress: false\n"
     )
-    return {"model": build_tiny_qwen25vl(out / "tiny-qwen", width, corpus_extra=corpus()), "raw": raw,
+    return {"model": build_tiny_qwen25vl(out / "tiny-qwen", width, corpus_extra=corpus_text), "raw": raw,
             "answers": data / "stage1_answers.json", "builder_yaml": data / "reflection_builder.yaml", "data": data}
 
 
