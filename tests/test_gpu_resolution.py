@@ -97,7 +97,7 @@ def test_cpu_and_gpu_stacks_agree_on_every_shared_pin(resolution):
     cpu = _pins([x for x in constraints if x])
     assert cpu, "scripts/constraints.txt pins nothing?"
     reqs = gr.requirements()
-    cpu.update(_pins(reqs["dependencies"] + reqs["test"]))
+    cpu.update(_pins(reqs["dependencies"] + reqs["test"] + reqs["cpu"]))
     shared = {n: v for n, v in cpu.items() if n not in CPU_ONLY_DIFFERENCES}
     assert "transformers" in shared
     drift = {n: (v, pins.get(n)) for n, v in shared.items() if pins.get(n) != v}

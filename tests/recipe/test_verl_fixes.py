@@ -1,4 +1,4 @@
-"""The recipe-wide fixes of verl 0.9.1 bugs (recipe/srpo/verl_fixes.py), on every platform.
+"""The recipe-wide fixes of verl 0.9.1 bugs (srpo_verl_plugins/verl_fixes.py), on every platform.
 
 Run outside ``VERL_PLATFORM=cpu``: these fixes are not CPU patches.  Each is checked on verl's own
 function, first failing as upstream ships it (``SRPO_VERL_FIXES=0``), then passing with the fix that
@@ -15,7 +15,7 @@ import textwrap
 import pytest
 import torch
 
-from recipe.srpo import verl_fixes
+from srpo_verl_plugins import verl_fixes
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -60,7 +60,7 @@ def test_position_ids_fix_rebinds_every_verl_module_that_imported_it():
     code = """
         import verl
         import verl.utils.tensordict_utils as tu, verl.workers.engine_workers as ew, verl.workers.engine.base as eb
-        from recipe.srpo.verl_fixes import fix_3d_position_ids
+        from srpo_verl_plugins.verl_fixes import fix_3d_position_ids
         print(all(m.maybe_fix_3d_position_ids is fix_3d_position_ids for m in (tu, ew, eb)))
     """
     for env in ({}, {"VERL_PLATFORM": "cpu"}):

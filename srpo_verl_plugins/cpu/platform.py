@@ -7,7 +7,7 @@ process on the host CPU:
 
 - the device is ``"cpu"`` (verl passes ``current_device()`` straight to ``.to()``);
 - collectives use ``gloo``;
-- the device module is :class:`~recipe.srpo.cpu.device.CPUDeviceModule` (memory and
+- the device module is :class:`~srpo_verl_plugins.cpu.device.CPUDeviceModule` (memory and
   RNG calls answered for a CPU);
 - Ray places workers on declared ``GPU`` slots (a CPU run starts Ray with
   ``num_gpus`` logical slots: verl's resource pools count only GPU/NPU,
@@ -24,8 +24,8 @@ from typing import Any
 
 from verl.plugin.platform import PlatformBase, PlatformRegistry
 
-from recipe.srpo.cpu.device import CPU_DEVICE_MODULE
-from recipe.srpo.cpu.vllm_env import vllm_cpu_env
+from srpo_verl_plugins.cpu.device import CPU_DEVICE_MODULE
+from srpo_verl_plugins.cpu.vllm_env import vllm_cpu_env
 
 #: The name selected with ``VERL_PLATFORM=cpu``.
 PLATFORM_NAME = "cpu"

@@ -3,9 +3,10 @@
 This module is a ``verl.plugins`` entry point (``srpo_verl_fixes`` in ``pyproject.toml``): verl
 imports it at ``import verl`` (``verl/__init__.py:55-76``) in the driver and in every Ray worker,
 so a fix here reaches the processes where the bug bites, whatever the platform.  The CPU-only
-workarounds live apart, in :mod:`recipe.srpo.cpu.patches`, and stay off unless
+workarounds live apart, in :mod:`srpo_verl_plugins.cpu.patches`, and stay off unless
 ``VERL_PLATFORM=cpu``.  ``SRPO_VERL_FIXES=0`` turns these fixes off (to reproduce upstream
-behaviour); verl's own ``VERL_USE_EXTERNAL_PLUGINS`` policy also applies.
+behaviour); verl's own ``VERL_USE_EXTERNAL_PLUGINS`` policy also applies.  Under any verl but 0.9.1
+nothing is installed and one warning says so (:func:`srpo_verl_plugins.versions.written_for`).
 
 Each fix names the upstream file:line, changes behaviour only where verl would fail, is
 idempotent, and is tested with verl's own function outside the CPU platform
@@ -26,6 +27,8 @@ import os
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from srpo_verl_plugins.versions import VERL_RELEASE, written_for
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +134,21 @@ def apply_all() -> None:
         when_imported(name, patch_position_ids_fix)
 
 
-if enabled():
-    try:
-        apply_all()
-    except Exception:  # verl swallows a plugin's import error at debug level: say it louder
-        logger.warning("srpo: the recipe's verl fixes failed to load", exc_info=True)
-        raise
+def install(verl_version: str | None = None, environ: dict[str, str] | None = None) -> bool:
+    """Install the fixes if they are on and verl is the release they were written for; True if installed.
+
+    ``verl_version`` stands for the running verl's version (tests); by default it is read.
+    """
+    if not enabled(environ):
+        return False
+    if not written_for("the verl fixes of srpo_verl_plugins.verl_fixes", "verl", VERL_RELEASE, found=verl_version):
+        return False
+    apply_all()
+    return True
+
+
+try:
+    install()
+except Exception:  # verl swallows a plugin's import error at debug level: say it louder
+    logger.warning("srpo: the recipe's verl fixes failed to load", exc_info=True)
+    raise

