@@ -18,6 +18,7 @@
 #   WORKSPACE=/tmp/my-run bash examples/cpu_train.sh
 #   SCRIPT=run_qwen32b_srpo.sh bash examples/cpu_train.sh
 #   MODEL_FAMILY=qwen3vl bash examples/cpu_train.sh  # the tiny Qwen3-VL (qwen25vl, the default: Qwen2.5-VL)
+#   GPUS_PER_NODE=2 ROLLOUT_TP=2 bash examples/cpu_train.sh  # FSDP2 over 2 ranks, one vLLM engine over both
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON=${PYTHON:-$HERE/../.venv/bin/python}
@@ -51,9 +52,13 @@ mkdir -p "${WORKSPACE}/logs"
 : > "${WORKSPACE}/logs/stage_seconds.txt"
 export MODEL_PATH="${WORKSPACE}/tiny-qwen" DATA_DIR="${WORKSPACE}/data" OUTPUT_DIR="${WORKSPACE}/outputs"
 export SFT_DATA="${DATA_DIR}/sft/sft.parquet"
-export SRPO_CPU_SYNC_DUMP_DIR="${WORKSPACE}/logs/vllm_sync" SRPO_TOY_REWARD_LOG="${WORKSPACE}/logs/toy_reward.jsonl"
+export SRPO_TOY_REWARD_LOG="${WORKSPACE}/logs/toy_reward.jsonl"
 rm -f "${SRPO_TOY_REWARD_LOG}"
 TOY=(reward.custom_reward_function.path=pkg://recipe.srpo.cpu.toy_reward)
+# The parallel layout asked for (the verifier checks the run's shards, TP dumps and batch split against it);
+# unset: one process.  The run scripts refuse a layout this CPU cannot run (recipe.srpo.cpu.layout).
+printf '{"nnodes": %s, "gpus_per_node": %s, "rollout_tp": %s, "sft_sp": %s}\n' "${NNODES:-1}" \
+    "${GPUS_PER_NODE:-1}" "${ROLLOUT_TP:-1}" "${SFT_SP:-1}" > "${WORKSPACE}/logs/layout.json"
 
 timed workspace "${WORKSPACE}/logs/workspace.log" \
     "${PYTHON}" -m srpo_data.demo --out "${WORKSPACE}" --train-rows 32 --test-rows 4 --sft-rows 16 \
@@ -61,9 +66,11 @@ timed workspace "${WORKSPACE}/logs/workspace.log" \
 timed data "${WORKSPACE}/logs/data.log" env STAGES=data bash "${HERE}/${SCRIPT}"
 timed sft "${WORKSPACE}/logs/sft.log" env STAGES=sft bash "${HERE}/${SCRIPT}"
 timed merge "${WORKSPACE}/logs/merge.log" env STAGES=merge bash "${HERE}/${SCRIPT}"
-timed grpo "${WORKSPACE}/logs/grpo.log" env STAGES=grpo bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
+# vLLM's weights after each sync, one folder per GRPO run (each vLLM worker process counts its syncs from 0).
+timed grpo "${WORKSPACE}/logs/grpo.log" env STAGES=grpo SRPO_CPU_SYNC_DUMP_DIR="${WORKSPACE}/logs/vllm_sync/grpo" bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
     "trainer.total_training_steps=${GRPO_STEPS}"
-timed grpo_resume "${WORKSPACE}/logs/grpo_resume.log" env STAGES=grpo bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
+timed grpo_resume "${WORKSPACE}/logs/grpo_resume.log" env STAGES=grpo \
+    SRPO_CPU_SYNC_DUMP_DIR="${WORKSPACE}/logs/vllm_sync/grpo_resume" bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
     "trainer.total_training_steps=$((GRPO_STEPS + 1))"
 # The demo's "benchmark": the look-alike's test split, already in verl parquet with the SRPO prompt.
 mkdir -p "${DATA_DIR}/eval"

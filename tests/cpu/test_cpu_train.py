@@ -38,6 +38,19 @@ CLAIMS = [
     "chat template keeps the SRPO format",
 ]
 
+#: The claims only a parallel layout shows (SKIP at world size 1, PASS with GPUS_PER_NODE=2 ROLLOUT_TP=2).
+PARALLEL_ONLY = [
+    "sft checkpoints: one shard per rank",
+    "sft: each FSDP rank held a shard, not a replica",
+    "grpo trained language, froze vision on every rank",
+    "grpo checkpoints: one shard per rank",
+    "grpo: each FSDP rank held a shard, not a replica",
+    "grpo resumed every rank from its shard of the 1-rank checkpoint",
+    "grpo split each batch over the 1 ranks",
+]
+#: The claims of every layout that the parallel verifier added.
+LAYOUT_CLAIMS = ["sft merge of the", "grpo merge of the", "grpo trained prompts x n", "training/srpo/* counted every"]
+
 #: MODEL_FAMILY -> (the script cpu_train.sh trains, the other script of the family, model_type, processor patch)
 FAMILIES = {
     "qwen25vl": ("run_qwen7b_srpo.sh", "run_qwen32b_srpo.sh", "qwen2_5_vl", 14),
@@ -74,9 +87,11 @@ def test_cpu_train_script_proves_every_claim(cpu_train_run):
     failed = [c.line() for c in checks if not c.ok]
     assert not failed, failed
     names = [c.name for c in checks]
-    for claim in CLAIMS:
+    for claim in CLAIMS + LAYOUT_CLAIMS:
         assert any(n.startswith(claim) for n in names), (claim, names)
-    assert f"{len(checks)}/{len(checks)} checks passed" in out  # what the script printed
+    counted = [c for c in checks if not c.skipped]  # one process: the parallel layout's claims are SKIP
+    assert f"{len(counted)}/{len(counted)} checks passed, {len(checks) - len(counted)} skipped" in out
+    assert {c.name for c in checks if c.skipped} == set(PARALLEL_ONLY)
     # ... and the run was of the family asked for, with its patch (not the other family's model or default)
     _, _, model_type, patch = FAMILIES[family]
     detail = {c.name: c.detail for c in checks}
@@ -132,3 +147,44 @@ def test_cpu_train_switch_on_both_scripts_passes_their_dry_run(cpu_train_run, wh
     patch = FAMILIES[family][3]
     assert f"[  OK] grpo: image patch -- data.image_patch_size={patch} = the processor's patch size" in out
     assert "[  OK] sft: chat template" in out and "[  OK] grpo: chat template" in out
+
+
+#: The parallel layout CI trains: FSDP2 over 2 ranks (SFT: torchrun --nproc_per_node 2; GRPO: verl's hybrid engine
+#: with 2 worker ranks) and one vLLM-CPU engine over both (tensor parallel 2).
+PARALLEL = {"GPUS_PER_NODE": "2", "ROLLOUT_TP": "2"}
+
+
+@pytest.fixture(scope="module")
+def parallel_run(tmp_path_factory, vllm_cpu_env):
+    """(workspace, the finished process) of ``GPUS_PER_NODE=2 ROLLOUT_TP=2 bash examples/cpu_train.sh``."""
+    ws = tmp_path_factory.mktemp("cpu_train_parallel")
+    env = {**os.environ, "WORKSPACE": str(ws), "PYTHON": sys.executable, **PARALLEL}
+    for key in ("VERL_PLATFORM", "MODEL_FAMILY", "SCRIPT", "NNODES", "SFT_SP"):
+        env.pop(key, None)
+    proc = subprocess.run(["bash", str(ROOT / "examples/cpu_train.sh")], env=env, capture_output=True, text=True,
+                          timeout=2400)
+    return ws, proc
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_train
+@pytest.mark.timeout(2400)
+def test_cpu_train_two_ranks_tp2_proves_every_claim(parallel_run):
+    ws, proc = parallel_run
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert "cpu layout: ROLLOUT_TP=2: 1 vLLM engine(s) of 2 rank(s)" in out  # the layout ran, not reduced to 1
+    checks = verify(ws)
+    assert not [c.line() for c in checks if not c.ok or c.skipped]  # every line PASS: none FAIL, none SKIP
+    assert f"{len(checks)}/{len(checks)} checks passed\n" in out
+    names = [c.name for c in checks]
+    parallel = [claim.replace("1-rank", "2-rank").replace("the 1 ranks", "the 2 ranks") for claim in PARALLEL_ONLY]
+    for claim in CLAIMS + LAYOUT_CLAIMS + parallel:
+        assert any(n.startswith(claim) for n in names), (claim, names)
+    detail = {c.name: c.detail for c in checks}
+    assert "TP rank 0" in detail["vLLM weights equal the actor's after every sync (every TP shard, TP 2)"]
+    assert "TP rank 1" in detail["vLLM weights equal the actor's after every sync (every TP shard, TP 2)"]
+    # the per-rank files verl wrote, and the vLLM workers of the one TP-2 engine (2 processes, each its shard)
+    assert sorted(p.name for p in (ws / "outputs/grpo/global_step_2/actor").glob("model_world_size_*")) == [
+        "model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"]
+    assert len({p.name.split("-")[1] for p in (ws / "logs/vllm_sync/grpo").glob("sync-*")}) == 2
