@@ -189,6 +189,15 @@ def write_task(out: Path, train_rows: int, test_rows: int, endpoint_url: str, se
                         endpoint_url, first_right, width, corpus())
 
 
+def builder_yaml(endpoint_url: str, first_right: float) -> str:
+    """The stage-1 builder's config: the scripted endpoint plays policy and teacher."""
+    return ("# The scripted stage-1 endpoint (srpo_data.builder.fake_endpoint) plays policy and teacher.\n"
+            f'policy: {{base_url: "{endpoint_url}", model: policy, concurrency: 8}}\n'
+            f'teacher: {{base_url: "{endpoint_url}", model: teacher, concurrency: 8}}\n'
+            f"target_first_right: {first_right}\n"
+            "progress: false\n")
+
+
 def write_layout(out: Path, splits: dict[str, list[tuple[str, str, str]]], endpoint_url: str, first_right: float,
                  width: int, corpus_text: str) -> dict[str, Path]:
     """A task's workspace: its rows (question, ground truth, colour) per split in the geometry3k layout, the
@@ -210,13 +219,7 @@ def write_layout(out: Path, splits: dict[str, list[tuple[str, str, str]]], endpo
             answers[q.replace("<image>", "").strip()] = a
         pd.DataFrame(records).to_parquet(raw / f"{split}-00000-of-00001.parquet")
     (data / "stage1_answers.json").write_text(json.dumps(answers, indent=1, sort_keys=True))
-    (data / "reflection_builder.yaml").write_text(
-        "# The scripted stage-1 endpoint of examples/cpu_learn.sh plays policy and teacher.\n"
-        f'policy: {{base_url: "{endpoint_url}", model: policy, concurrency: 8}}\n'
-        f'teacher: {{base_url: "{endpoint_url}", model: teacher, concurrency: 8}}\n'
-        f"target_first_right: {first_right}\n"
-        "progress: false\n"
-    )
+    (data / "reflection_builder.yaml").write_text(builder_yaml(endpoint_url, first_right))
     return {"model": build_tiny_qwen25vl(out / "tiny-qwen", width, corpus_extra=corpus_text), "raw": raw,
             "answers": data / "stage1_answers.json", "builder_yaml": data / "reflection_builder.yaml", "data": data}
 
