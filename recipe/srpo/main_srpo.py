@@ -35,6 +35,7 @@ logs ``training/srpo/prefilter/*`` from trained + evicted.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,6 +242,10 @@ def srpo_trainer_cls() -> type:
                 )
             return buffer
 
+        def step(self, metrics, timing_raw):
+            PROGRESS["step"] = self.global_steps
+            return super().step(metrics, timing_raw)
+
         def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
             super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
             import transfer_queue as tq
@@ -263,7 +268,58 @@ def use_srpo_trainer() -> type:
 
     cls = srpo_trainer_cls()
     trainer_base.TRAINER_REGISTRY["sync"] = cls
+    track_stages(trainer_base)
     return cls
+
+
+#: Where the GRPO trainer is: the step (verl's global_steps) and the stages of verl's step timer open now
+#: (``marked_timer("gen")``, ``"update_actor"``, ...), and the innermost stage an exception left through.
+PROGRESS: dict[str, Any] = {"step": 0, "stages": [], "failed_in": None}
+
+
+def track_stages(module: Any) -> bool:
+    """Record in :data:`PROGRESS` the stages of ``module.marked_timer`` (verl's trainer_base step timer)."""
+    import contextlib
+
+    current = module.marked_timer
+    if getattr(current, "_srpo_tracks", False):
+        return False
+
+    @contextlib.contextmanager
+    def marked_timer(name: str, *args: Any, **kwargs: Any):
+        PROGRESS["stages"].append(name)
+        try:
+            with current(name, *args, **kwargs) as value:
+                yield value
+        except BaseException:
+            PROGRESS["failed_in"] = PROGRESS["failed_in"] or name
+            raise
+        finally:
+            PROGRESS["stages"].pop()
+
+    marked_timer._srpo_tracks = True  # type: ignore[attr-defined]
+    module.marked_timer = marked_timer
+    return True
+
+
+DEAD_WORKER = re.compile(r"^\s*name: (\S*?WorkerDict\S*?)(?::(\d+))?\s", re.MULTILINE)
+DEAD_PID = re.compile(r"\bpid: (\d+)")
+
+
+def describe_dead_worker(exc: BaseException, progress: dict[str, Any] = PROGRESS) -> str:
+    """One line for a verl worker that died (``ray.exceptions.RayActorError``): which rank of the actor/rollout
+    worker group (verl names its Ray actors ``<prefix>WorkerDict_<node>:<rank>``), its pid, and the GRPO step
+    and stage of the trainer when the death surfaced."""
+    text = str(exc)
+    worker, pid = DEAD_WORKER.search(text), DEAD_PID.search(text)
+    who = (f"rank {worker.group(2)} of the actor/rollout workers ({worker.group(1)}:{worker.group(2)}"
+           if worker and worker.group(2) else f"a worker ({worker.group(1) if worker else type(exc).__name__}")
+    who += f", pid {pid.group(1)})" if pid else ")"
+    stage = progress.get("failed_in") or (progress["stages"][-1] if progress.get("stages") else None)
+    step = progress.get("step") or 0
+    where = (f"GRPO step {step}, stage '{stage}'" if step and stage else f"GRPO step {step}" if step
+             else f"GRPO startup (before step 1{', ' + stage if stage else ''}: model init and the first weight sync)")
+    return f"srpo: {who} died; found at {where}; the run stops (the other ranks cannot go on without it)"
 
 
 def _verl_task_runner_cls() -> type:
@@ -286,7 +342,12 @@ def make_task_runner() -> Any:
     class SRPOTaskRunner(base):  # type: ignore[misc, valid-type]
         def run(self, config: DictConfig):
             use_srpo_trainer()
-            return super().run(config)
+            try:
+                return super().run(config)
+            except ray.exceptions.RayActorError as exc:  # a worker process died: name it, then stop
+                message = describe_dead_worker(exc)
+                logger.error(message)
+                raise RuntimeError(message) from exc
 
     return ray.remote(SRPOTaskRunner)
 

@@ -188,3 +188,66 @@ def test_cpu_train_two_ranks_tp2_proves_every_claim(parallel_run):
     assert sorted(p.name for p in (ws / "outputs/grpo/global_step_2/actor").glob("model_world_size_*")) == [
         "model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"]
     assert len({p.name.split("-")[1] for p in (ws / "logs/vllm_sync/grpo").glob("sync-*")}) == 2
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_train
+@pytest.mark.timeout(1200)
+def test_a_rank_killed_mid_grpo_ends_the_run_naming_it(parallel_run):
+    # One FSDP rank's process (a verl WorkerDict) is killed during GRPO step 1's rollout: the run must end, in a
+    # bounded time, with the recipe's line naming the rank, its pid, the step and the stage, and leave nothing running.
+    import re
+    import time
+
+    import psutil
+
+    ws, proc = parallel_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    env = {**os.environ, "PYTHON": sys.executable, "CPU_TRAIN": "1", "STAGES": "grpo", **PARALLEL,
+           "MODEL_PATH": str(ws / "tiny-qwen"), "DATA_DIR": str(ws / "data"), "OUTPUT_DIR": str(ws / "fault"),
+           "SFT_DATA": str(ws / "data/sft/sft.parquet"), "POLICY_PATH": str(ws / "outputs/sft_merged")}
+    for key in ("VERL_PLATFORM", "NNODES", "SFT_SP", "SRPO_CPU_SYNC_DUMP_DIR"):
+        env.pop(key, None)
+    log_path = ws / "logs/fault.log"
+    with open(log_path, "w") as log:
+        run = subprocess.Popen(["bash", str(ROOT / "examples/run_qwen7b_srpo.sh"),
+                                "reward.custom_reward_function.path=pkg://recipe.srpo.cpu.toy_reward",
+                                "trainer.total_training_steps=2"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    started, everything, victim = time.monotonic(), [], None
+    try:
+        while time.monotonic() - started < 900 and run.poll() is None:  # step 1 under way: verl's progress bar
+            if "Training Progress:" in log_path.read_text(errors="replace"):
+                break
+            time.sleep(2)
+        assert run.poll() is None, log_path.read_text(errors="replace")[-4000:]
+        time.sleep(3)  # inside step 1's rollout (about 40 s here)
+        everything = _descendants(run.pid)
+        workers = [p for p in everything if p.name().startswith("ray::WorkerDict")]
+        assert len(workers) == 2, [p.name() for p in everything]
+        victim = workers[-1]
+        victim.kill()
+        code = run.wait(timeout=300)  # bounded: a hang fails here
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, 9)
+    text = log_path.read_text(errors="replace")
+    assert code != 0
+    line = re.search(r"srpo: rank (\d) of the actor/rollout workers \(\S+:\1, pid (\d+)\) died; found at GRPO step 1, "
+                     r"stage '(\w+)'", text)
+    assert line, text[-4000:]
+    assert int(line.group(2)) == victim.pid
+    time.sleep(10)
+    left = [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for p in left:
+        p.kill()
+    assert not left, [(p.pid, p.name()) for p in left]
