@@ -225,6 +225,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def eval_rows(workspace: Path, arm: str, seed: int) -> list[dict[str, Any]]:
+    """One run's held-out rollouts (``runs/ARM/seedN/eval_rollouts.jsonl``)."""
+    return read_jsonl(workspace / "runs" / arm / f"seed{seed}" / "eval_rollouts.jsonl")
+
+
+def seed_accs(workspace: Path, arm: str, seeds: Iterable[int]) -> dict[int, dict[str, float]]:
+    """Seed -> question -> sampled final accuracy of one arm (the bootstrap's input)."""
+    return {seed: per_question_acc(eval_rows(workspace, arm, seed)) for seed in seeds}
+
+
 def score_row(row: dict[str, Any]) -> dict[str, float]:
     """The paper's reward's indicators of one sampled response (lengths in the policy's tokens)."""
     from srpo_reward import compute_score
@@ -511,7 +521,7 @@ def study_metrics(workspace: Path, settings: Settings) -> dict[str, Any]:
     out["sft"] = {mode: metrics_of(gate_rows, mode) for mode in ("sample", "greedy")}
     for arm in settings.arms:
         for seed in settings.seeds:
-            rows = read_jsonl(workspace / "runs" / arm / f"seed{seed}" / "eval_rollouts.jsonl")
+            rows = eval_rows(workspace, arm, seed)
             if rows:
                 out["runs"][f"{arm}/seed{seed}"] = {mode: metrics_of(rows, mode) for mode in ("sample", "greedy")}
     return out
@@ -530,9 +540,9 @@ def summarize(workspace: Path, settings: Settings) -> dict[str, Any]:
         arm, seed = key.split("/")
         for mode in ("sample", "greedy"):
             lines.append(f"| {arm} | {seed[4:]} | {mode} | " + " | ".join(f"{by_mode[mode][c]:.3f}" for c in TABLE_COLUMNS) + " |")
-    acc = {arm: {seed: per_question_acc(read_jsonl(workspace / "runs" / arm / f"seed{seed}" / "eval_rollouts.jsonl"))
-                 for seed in settings.seeds
-                 if (workspace / "runs" / arm / f"seed{seed}" / "eval.done").exists()} for arm in settings.arms}
+    acc = {arm: seed_accs(workspace, arm, [seed for seed in settings.seeds
+                                           if (workspace / "runs" / arm / f"seed{seed}" / "eval.done").exists()])
+           for arm in settings.arms}
     decisions = {}
     for arm in settings.arms:
         if arm == "srpo" or not acc.get("srpo") or not acc.get(arm) or not set(acc["srpo"]) & set(acc[arm]):
@@ -589,7 +599,7 @@ def plot_arms(workspace: Path, settings: Settings, out_dir: Path) -> list[Path]:
         for ax, col in zip(axes.flat[6:], ("final_acc", "first_acc")):
             vals = []
             for seed in settings.seeds:
-                rows = read_jsonl(workspace / "runs" / arm / f"seed{seed}" / "eval_rollouts.jsonl")
+                rows = eval_rows(workspace, arm, seed)
                 vals.append(metrics_of(rows).get(col, math.nan) if rows else math.nan)
             ax.bar([str(s) for s in settings.seeds], vals)
             ax.set_ylim(0, 1)

@@ -45,6 +45,13 @@ def _close(a: Any, b: Any, tol: float = 1e-9) -> bool:
     return a == b
 
 
+def _verdict(name: str, bad: list[str], notes: list[str], nothing: str) -> Check:
+    """FAIL with the problems, or with ``nothing`` when there was nothing to check; else PASS with the notes."""
+    if not bad and not notes:
+        bad = [nothing]
+    return Check(name, not bad, "; ".join(bad) if bad else "; ".join(notes))
+
+
 def check_gate(ws: Path) -> Check:
     name = "gate: the SFT model passed, its numbers recomputed from its sampled rollouts"
     path = ws / "gate.json"
@@ -67,7 +74,7 @@ def check_runs(ws: Path, s: ab.Settings) -> Check:
             rd = ws / "runs" / arm / f"seed{seed}"
             log = rd / "grpo.log"
             steps = parse_step_lines(log.read_text(errors="replace")) if log.exists() else {}
-            rows = ab.read_jsonl(rd / "eval_rollouts.jsonl")
+            rows = ab.eval_rows(ws, arm, seed)
             if not (rd / "eval.done").exists():
                 missing.append(f"{arm}/seed{seed}")
             elif len(steps) < s.grpo_steps or len(rows) != want:
@@ -129,10 +136,8 @@ def check_pairing(ws: Path, s: ab.Settings) -> Check:
                 bad.append(f"seed {seed} {arm}: {inv} of {common} common prompts in another order than srpo's")
             else:
                 notes.append(f"seed {seed} {arm}: {common} common prompts, same order")
-    if not notes and not bad:
-        bad.append("no seed with srpo and another arm")
-    return Check("pairing: per seed, the arms saw the same prompts in the same order", not bad,
-                 "; ".join(bad) if bad else "; ".join(notes))
+    return _verdict("pairing: per seed, the arms saw the same prompts in the same order", bad, notes,
+                    "no seed with srpo and another arm")
 
 
 def _overrides(rd: Path) -> dict[str, str]:
@@ -154,12 +159,8 @@ def check_table(ws: Path, s: ab.Settings) -> Check:
                       if not _close(stored.get("runs", {}).get(k), again.get("runs", {}).get(k)))
         return Check(name, False, f"metrics.json differs from the rollouts' (runs {diff or 'sft'})")
     decisions = json.loads((out / "decisions.json").read_text())["decisions"]
-    acc = {arm: {seed: ab.per_question_acc(ab.read_jsonl(ws / "runs" / arm / f"seed{seed}" / "eval_rollouts.jsonl"))
-                 for seed in d["seeds"]} for arm, d in decisions.items()}
     for arm, d in decisions.items():
-        srpo = {seed: ab.per_question_acc(ab.read_jsonl(ws / "runs" / "srpo" / f"seed{seed}" / "eval_rollouts.jsonl"))
-                for seed in d["seeds"]}
-        point, lo, hi = ab.paired_bootstrap(srpo, acc[arm])
+        point, lo, hi = ab.paired_bootstrap(ab.seed_accs(ws, "srpo", d["seeds"]), ab.seed_accs(ws, arm, d["seeds"]))
         if not _close([point, lo, hi], [d["d"], d["lo"], d["hi"]]) or ab.outcome(lo, hi) != d["outcome"]:
             return Check(name, False, f"srpo vs {arm}: stored {d} vs recomputed d={point} [{lo}, {hi}]")
     return Check(name, True, f"{len(stored['runs'])} runs, the SFT model and {len(decisions)} decisions")
@@ -228,10 +229,8 @@ def check_reward_ran(ws: Path, s: ab.Settings, tokenizer: Any = None) -> Check:
                            f"the arm's reward; best fit {best} (mean error {mean[best]:.4f} vs the arm's {mean[arm]:.4f})")
             else:
                 notes.append(f"{arm}/seed{seed} {share:.0%} of {len(own)}")
-    if not bad and not notes:
-        bad.append("no rollout dumps (trainer.rollout_data_dir) found")
-    return Check("reward: the dumped scores are the arm's reward, recomputed from the dumped responses", not bad,
-                 "; ".join(bad) if bad else "; ".join(notes))
+    return _verdict("reward: the dumped scores are the arm's reward, recomputed from the dumped responses", bad, notes,
+                    "no rollout dumps (trainer.rollout_data_dir) found")
 
 
 def verify(ws: Path, tokenizer: Any = None) -> list[Check]:
