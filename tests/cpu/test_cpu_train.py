@@ -91,7 +91,7 @@ def test_cpu_train_script_proves_every_claim(cpu_train_run):
         assert any(n.startswith(claim) for n in names), (claim, names)
     counted = [c for c in checks if not c.skipped]  # one process: the parallel layout's claims are SKIP
     assert f"{len(counted)}/{len(counted)} checks passed, {len(checks) - len(counted)} skipped" in out
-    assert {c.name for c in checks if c.skipped} == set(PARALLEL_ONLY)
+    assert set(PARALLEL_ONLY) <= {c.name for c in checks if c.skipped}
     # ... and the run was of the family asked for, with its patch (not the other family's model or default)
     _, _, model_type, patch = FAMILIES[family]
     detail = {c.name: c.detail for c in checks}
@@ -175,8 +175,10 @@ def test_cpu_train_two_ranks_tp2_proves_every_claim(parallel_run):
     assert proc.returncode == 0, out[-6000:]
     assert "cpu layout: ROLLOUT_TP=2: 1 vLLM engine(s) of 2 rank(s)" in out  # the layout ran, not reduced to 1
     checks = verify(ws)
-    assert not [c.line() for c in checks if not c.ok or c.skipped]  # every line PASS: none FAIL, none SKIP
-    assert f"{len(checks)}/{len(checks)} checks passed\n" in out
+    # every line PASS: none FAIL, and no SKIP but the multi-node claims (one node here)
+    assert not [c.line() for c in checks if not c.ok or (c.skipped and "nodes" not in c.name)]
+    counted = [c for c in checks if not c.skipped]
+    assert f"{len(counted)}/{len(counted)} checks passed" in out
     names = [c.name for c in checks]
     parallel = [claim.replace("1-rank", "2-rank").replace("the 1 ranks", "the 2 ranks") for claim in PARALLEL_ONLY]
     for claim in CLAIMS + LAYOUT_CLAIMS + parallel:
