@@ -34,7 +34,8 @@ read (public sources; none of their code is used here):
   ``"image"`` and attaches the image to the first user turn, with no ``<image>`` in the text).
   The answer is staged ``<SUMMARY>..</SUMMARY><CAPTION>..</CAPTION><REASONING>..</REASONING>
   <CONCLUSION>..</CONCLUSION>``: the CONCLUSION is the ground truth (often a short sentence
-  rather than a bare value).
+  rather than a bare value).  A line without ``image`` is a bad record (``missing_image``), as that
+  loader skips it: the release is a set of image questions, and its tooling never trains one as text.
 - ``mathv360k`` (Zhiqiang007/MathV360K, ``train_samples_all_tuning.json`` plus ``data_images``):
   LLaVA-1.5's layout (github.com/HZQ950419/Math-LLaVA trains on it with LLaVA's
   ``train.py``: ``--data_path ./train_samples_all_tuning.json --image_folder ./data_images``;
@@ -42,9 +43,11 @@ read (public sources; none of their code is used here):
   relative to ``data_images/``), ``conversations`` (``from``/``value``); the human turn holds
   ``<image>`` at most once.  The first ``gpt`` value is the ground truth; it may read ``The
   answer is 5`` (a public preprocessor of its CLEVR-Math part in LLaVA-OneVision-Data
-  matches exactly ``The answer is (-?\\d+)``), which the grader reads as ``5``.  For both
-  LLaVA layouts a record without ``image`` is read as text-only only when its text has no
-  ``<image>`` (LLaVA's loader trains such records as text-only); with one it is refused.
+  matches exactly ``The answer is (-?\\d+)``), which the grader reads as ``5``.  A record
+  without ``image`` is read as text-only when its text has no ``<image>``: MathV360K is trained
+  with LLaVA-1.5's own ``train.py``, whose loader trains such records as text-only (its parent
+  mix, LLaVA-1.5's ``llava_v1_5_mix665k.json``, holds text-only ShareGPT conversations); with an
+  ``<image>`` it is refused.
 
 - ``srpo_sft`` (the authors' released SFT data, SRPOMLLMs/srpo-sft-data): LLaMA-Factory sharegpt,
   as the authors trained with (``srpo_sft/LLaMA-Factory/data/dataset_info.json`` of
@@ -187,7 +190,10 @@ def _llava_layout(rec: Any, index: int, source: str) -> tuple[str, str, list[str
 
 
 def llava_cot_row(rec: Any, index: int) -> dict[str, Any] | SourceSkip:
-    """One line of LLaVA-CoT-100k's ``train.jsonl`` (``id``, ``image``, ``conversations``)."""
+    """One line of LLaVA-CoT-100k's ``train.jsonl`` (``id``, ``image``, ``conversations``); a line
+    without ``image`` is ``missing_image`` (the release's loader skips it)."""
+    if isinstance(rec, dict) and rec.get("image") is None:
+        return SourceSkip(index, "missing_image", _source_id(rec))
     got = _llava_layout(rec, index, "llava_cot")
     if isinstance(got, SourceSkip):
         return got

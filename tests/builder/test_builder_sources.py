@@ -246,16 +246,22 @@ _TARGET = "<think>t</think>\n<answer>\\boxed{3}</answer>\n<reflection>r</reflect
         pytest.param(mulberry_row, _mul("Q?", "7", images="a.png"), "image_token_count_mismatch", id="mulberry-image-without-token"),
         pytest.param(mulberry_row, _mul("<image>Q?", "7", images=""), "bad_layout", id="mulberry-empty-path"),
         pytest.param(mulberry_row, _mul("<image>Q?", "7", images=[3]), "bad_layout", id="mulberry-path-not-a-string"),
-        # LLaVA-CoT-100k train.jsonl: one `image`, the text without <image>; lines without an image exist
+        # LLaVA-CoT-100k train.jsonl: one `image`, the text without <image>; a line without an image is a bad
+        # record (the public loader skips such lines), with or without an <image> in its text
         pytest.param(llava_cot_row, _lv("Which is highest?", "<SUMMARY>s</SUMMARY><CONCLUSION>Tokyo</CONCLUSION>", image="chartqa/1.png"),
                      {"question": "Which is highest?", "answer": "Tokyo", "images": ["chartqa/1.png"]}, id="llava-cot-no-token"),
-        pytest.param(llava_cot_row, _lv("How?", "<CONCLUSION>so</CONCLUSION>"), {"question": "How?", "images": []}, id="llava-cot-text-only"),
-        pytest.param(llava_cot_row, _lv("<image>\nHow?", "<CONCLUSION>so</CONCLUSION>"), "image_token_count_mismatch", id="llava-cot-token-without-image"),
+        pytest.param(llava_cot_row, _lv("How?", "<CONCLUSION>so</CONCLUSION>"), "missing_image", id="llava-cot-no-image"),
+        pytest.param(llava_cot_row, _lv("<image>\nHow?", "<CONCLUSION>so</CONCLUSION>"), "missing_image", id="llava-cot-token-without-image"),
+        pytest.param(llava_cot_row, _lv("<image>\n<image>\nHow?", "<CONCLUSION>so</CONCLUSION>", image="a.png"), "image_token_count_mismatch",
+                     id="llava-cot-two-tokens-one-image"),
         pytest.param(llava_cot_row, _lv("<image>\nHow?", "<CONCLUSION>so</CONCLUSION>", image=["a.png"]), "bad_layout", id="llava-cot-image-list"),
         # MathV360K: `<image>\n` + question, the gpt value as the ground truth as written
         pytest.param(mathv360k_row, _lv("<image>\nHow many cubes are left?", "The answer is 5", image="CLEVR-Math/images/1.png"),
                      {"question": "How many cubes are left?", "answer": "The answer is 5"}, id="mathv360k-answer-is"),
         pytest.param(mathv360k_row, _lv("<image>\n<image>\nQ?", "5", image="a.png"), "image_token_count_mismatch", id="mathv360k-two-tokens-one-image"),
+        # LLaVA-1.5's loader (MathV360K's trainer) trains a record without `image` as text-only; with an <image> it cannot
+        pytest.param(mathv360k_row, _lv("How many?", "5"), {"question": "How many?", "images": []}, id="mathv360k-text-only"),
+        pytest.param(mathv360k_row, _lv("<image>\nHow many?", "5"), "image_token_count_mismatch", id="mathv360k-token-without-image"),
         # the authors' SFT release (utils/prompt_utils.py build_training_data_prompt)
         pytest.param(srpo_sft_row, srpo_sft_record("Find the area.", _TARGET, ["img/1.png"]),
                      {"question": "Find the area.", "answer": "4", "images": ["img/1.png"], "release_target": "missing_second_think"},
@@ -307,10 +313,10 @@ def test_release_gold_forms_grade_right_revisions_as_right(tmp_path: Path, fake_
 
 
 def _append_bad_record(path: Path, source: str) -> None:
-    """One record the release's tooling would refuse: an ``<image>`` with no image."""
+    """One record the release's tooling would refuse: more ``<image>`` than images."""
     bad = {
         "mulberry": _mul("<image>Q?", "7", images=[]),
-        "llava_cot": _lv("<image>\nQ?", "<CONCLUSION>7</CONCLUSION>"),
+        "llava_cot": _lv("<image>\n<image>\nQ?", "<CONCLUSION>7</CONCLUSION>", image="a.png"),
         "mathv360k": _lv("<image>\nQ?", "7"),
         "srpo_sft": srpo_sft_record("Q?", _TARGET, None),
     }[source]
