@@ -24,6 +24,7 @@ from recipe.srpo.dry_run.common import (
 )
 from recipe.srpo.dry_run.grpo_data import check_length_filter, check_rl_rows
 from recipe.srpo.dry_run.grpo_reward import check_scoring, reward_manager
+from recipe.srpo.dry_run.layout import check_layout_heads
 
 
 def dry_run_grpo(
@@ -92,6 +93,12 @@ def dry_run_grpo(
 
     with step("image patch"):
         report.ok("image patch", check_image_patch(cfg.data, model_cfg.processor))
+
+    with step("parallel heads"):
+        actor_sp = int(cfg.actor_rollout_ref.actor.get("ulysses_sequence_parallel_size", 1) or 1)
+        check_layout_heads(report, "parallel heads", model_cfg.hf_config,
+                           int(cfg.actor_rollout_ref.rollout.tensor_model_parallel_size),
+                           {"actor_rollout_ref.actor.ulysses_sequence_parallel_size": actor_sp})
 
     check_freeze(model_cfg, cfg.actor_rollout_ref.model.external_lib, report)
 

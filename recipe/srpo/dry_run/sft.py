@@ -23,6 +23,7 @@ from recipe.srpo.dry_run.common import (
     quiet,
     step,
 )
+from recipe.srpo.dry_run.layout import check_layout_heads
 
 
 
@@ -68,6 +69,10 @@ def dry_run_sft(overrides: Sequence[str], rows: int = DEFAULT_ROWS, report: Repo
 
     with step("micro batches"):
         report.ok("micro batches", _check_micro_batches(cfg, sp))
+
+    with step("parallel heads"):
+        check_layout_heads(report, "parallel heads", model_cfg.hf_config, None,
+                           {"engine.ulysses_sequence_parallel_size": sp})
 
     with step("SFT data"):
         train = check_files(
