@@ -31,6 +31,11 @@ from typing import Any
 from srpo_eval.data import DataItem, DataSet
 from srpo_eval.rollouts import Rollout
 
+#: The judge's counts of one run, each written to ``summary.json`` (0 included): responses that needed
+#: it, replies read from the cache, calls made, answers extracted, replies that gave no answer.
+JUDGE_COUNTERS = ("needed", "cached", "asked", "decided", "no_answer")
+
+
 class JudgeError(RuntimeError):
     """The judge endpoint refuses every call (bad key, model or URL)."""
 
@@ -168,10 +173,15 @@ class Judge:
             await client.aclose()
 
     def describe(self) -> dict[str, Any]:
+        """The endpoint and this run's counts: every counter of :data:`JUDGE_COUNTERS` (0 when nothing
+        counted it), ``failed`` (all failures) and one ``failed:<reason>`` per reason met."""
+        failures = {k: v for k, v in sorted(self.stats.items()) if k.startswith("failed:")}
         return {
             "model": self.cfg.model,
             "base_url": self.cfg.base_url,
             "prompt_file": str(self.prompt_path),
             "cache": str(self.cache_path),
-            **{k: v for k, v in sorted(self.stats.items())},
+            **{k: int(self.stats.get(k, 0)) for k in JUDGE_COUNTERS},
+            "failed": sum(failures.values()),
+            **failures,
         }

@@ -138,7 +138,15 @@ def test_one_judge_counts_each_run_on_its_own(data_and_runs, tmp_path):
         report = build_report([run, other], [data], tmp_path / "out", plots=False, n_boot=50, judge=judge)
     first, second = (r["judge"] for r in report["runs"])
     assert (first["needed"], first["decided"], first["no_answer"]) == (5, 4, 1)
-    assert (second["needed"], second["decided"], second.get("no_answer", 0)) == (1, 1, 0)
+    assert (second["needed"], second["decided"], second["no_answer"]) == (1, 1, 0)
+    # every counter is written, a 0 too (issue 28: `no_answer` was absent, not 0)
+    from srpo_eval.judge import JUDGE_COUNTERS
+
+    for block in (first, second):
+        assert {*JUDGE_COUNTERS, "failed"} <= set(block), sorted(block)
+    assert (second["cached"], second["asked"], second["failed"]) == (0, 1, 0)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [run["judge"]["no_answer"] for run in summary["runs"]] == [1, 0]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Judge for `other`" in md
     line = next(x for x in md.splitlines() if x.startswith("Judge for `other`"))
