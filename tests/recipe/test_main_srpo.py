@@ -52,18 +52,46 @@ def reward(acc_first, acc):
 
 
 class FakeTransferQueue:
-    """The four TransferQueue calls verl 0.9.1's sync ReplayBuffer and the metrics hook make, over a dict."""
+    """The four TransferQueue calls verl 0.9.1's sync ReplayBuffer and the metrics hook make, over a dict.
+
+    A group added with ``running_polls=n`` is generating (status ``running``, no responses yet) for the
+    next ``n`` polls (``kv_list`` calls), then finished.  Polling more than :attr:`MAX_POLLS` times fails
+    the test: a sampler that neither finishes nor stops fails fast instead of spinning until the timeout.
+    """
+
+    MAX_POLLS = 2000
 
     def __init__(self, groups):
         # groups: {uid: (global_steps, [extra_fields of each response])}
         self.store = {"train": {}}
+        self.polls = 0
+        self.running = {}  # uid -> (poll at which it finishes, its finished entries)
+        self.add(groups)
+
+    @staticmethod
+    def entries(uid, steps, responses):
+        out = {uid: ({"is_prompt": True, "status": "finished", "global_steps": steps}, None)}
+        for i, extra in enumerate(responses):
+            tag = {"global_steps": steps, "min_global_steps": steps, "max_global_steps": steps}
+            out[f"{uid}_{i}"] = (tag, extra)
+        return out
+
+    def add(self, groups, running_polls=0):
         for uid, (steps, responses) in groups.items():
-            self.store["train"][uid] = ({"is_prompt": True, "status": "finished", "global_steps": steps}, None)
-            for i, extra in enumerate(responses):
-                tag = {"global_steps": steps, "min_global_steps": steps, "max_global_steps": steps}
-                self.store["train"][f"{uid}_{i}"] = (tag, extra)
+            finished = self.entries(uid, steps, responses)
+            if running_polls:
+                self.running[uid] = (self.polls + running_polls, finished)
+                self.store["train"][uid] = ({"is_prompt": True, "status": "running", "global_steps": steps}, None)
+            else:
+                self.store["train"].update(finished)
 
     def kv_list(self):
+        self.polls += 1
+        assert self.polls <= self.MAX_POLLS, f"polled {self.MAX_POLLS} times: the step neither finished nor stopped"
+        for uid, (ready, finished) in list(self.running.items()):
+            if self.polls >= ready:
+                self.store["train"].update(finished)
+                del self.running[uid]
         return {pid: {key: tag for key, (tag, _) in items.items()} for pid, items in self.store.items()}
 
     def kv_batch_get(self, keys, partition_id, select_fields):
@@ -153,8 +181,9 @@ def test_check_config_accepts_the_recipe():
     check_config(compose(GRPO_CONFIG, []))
 
 
-def refill_trainer(monkeypatch, groups, overrides, new_group):
-    """verl's replay-buffer factory over a FakeTransferQueue; each refilled prompt becomes ``new_group(n)``."""
+def refill_trainer(monkeypatch, groups, overrides, new_group, running_polls=0):
+    """verl's replay-buffer factory over a FakeTransferQueue; each refilled prompt becomes ``new_group(n)``,
+    generating for ``running_polls`` polls before it finishes."""
     import transfer_queue
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
@@ -170,7 +199,7 @@ def refill_trainer(monkeypatch, groups, overrides, new_group):
         for _ in range(n):
             uid = f"r{len(refilled)}"
             refilled.append(uid)
-            fake.store["train"].update(FakeTransferQueue({uid: (1, new_group(len(refilled)))}).store["train"])
+            fake.add({uid: (1, new_group(len(refilled)))}, running_polls=running_polls)
         return n
 
     cls = srpo_trainer_cls()
@@ -232,9 +261,41 @@ def test_refill_bound_zero_keeps_verls_unbounded_refill(monkeypatch):
     assert len(refilled) >= 10 and len({key.split("_")[0] for key in batch.keys}) == 2
 
 
-def test_recipe_bounds_the_refill_by_default():
-    from recipe.srpo.main_srpo import srpo_replay_buffer_cls
+def test_refill_bound_waits_for_the_last_rounds_prompts(monkeypatch):
+    """The budget runs out when the last round is asked for, while its prompts still generate: the bound
+    waits for them (they have spread here, so the step gets its batch) instead of stopping at once."""
+    late = lambda n: [scored(0), scored(1)]  # noqa: E731
+    trainer, refilled = refill_trainer(
+        monkeypatch, {"g0": (1, [scored(0), scored(0)]), "g1": (1, [scored(0), scored(0)])},
+        ["algorithm.filter_groups.max_num_gen_batches=2"], late, running_polls=3)
+    batch, _ = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert refilled == ["r0", "r1"]  # the whole budget: (2 - 1) x train_batch_size
+    assert {key.split("_")[0] for key in batch.keys} == {"r0", "r1"}
 
-    config = compose(GRPO_CONFIG, [])
-    assert config.algorithm.filter_groups.enable and config.algorithm.filter_groups.max_num_gen_batches == 10
+
+def test_refill_bound_stops_after_the_last_round_finished_without_spread(monkeypatch):
+    """The same, but the last round's groups have no spread either: the error comes once they finished."""
+    zero = lambda n: [scored(0), scored(0)]  # noqa: E731
+    trainer, refilled = refill_trainer(
+        monkeypatch, {"g0": (1, zero(0)), "g1": (1, zero(0))},
+        ["algorithm.filter_groups.max_num_gen_batches=2"], zero, running_polls=3)
+    from recipe.srpo.main_srpo import RefillBoundError
+
+    with pytest.raises(RefillBoundError, match=r"after 2 generation rounds \(4 prompts\)") as err:
+        trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert refilled == ["r0", "r1"] and "acc=0 in every response: 4 group(s)" in str(err.value)
+
+
+def test_recipe_bounds_the_refill_by_default(monkeypatch):
+    """The recipe's own config (max_num_gen_batches 10 in srpo_trainer.yaml) through verl's replay-buffer
+    factory: a step without spread stops after 10 rounds."""
+    from recipe.srpo.main_srpo import RefillBoundError, srpo_replay_buffer_cls
+
     assert srpo_replay_buffer_cls().srpo_max_rounds == 0  # the bound comes from the config, not the class
+    zero = lambda n: [scored(0), scored(0)]  # noqa: E731
+    trainer, refilled = refill_trainer(monkeypatch, {"g0": (1, zero(0)), "g1": (1, zero(0))}, [], zero)
+    assert trainer.config.algorithm.filter_groups.enable
+    assert trainer.replay_buffer.srpo_max_rounds == 10
+    with pytest.raises(RefillBoundError, match=r"after 10 generation rounds \(20 prompts\)"):
+        trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert len(refilled) == 18  # (10 - 1) x train_batch_size
