@@ -19,6 +19,9 @@
 #   SCRIPT=run_qwen32b_srpo.sh bash examples/cpu_train.sh
 #   MODEL_FAMILY=qwen3vl bash examples/cpu_train.sh  # the tiny Qwen3-VL (qwen25vl, the default: Qwen2.5-VL)
 #   GPUS_PER_NODE=2 ROLLOUT_TP=2 bash examples/cpu_train.sh  # FSDP2 over 2 ranks, one vLLM engine over both
+#   NNODES=2 bash examples/cpu_train.sh              # two nodes on this machine: SFT as 2 torchrun launches,
+#                                                    # GRPO on a 2-node Ray cluster (examples/cpu_nodes.sh)
+#   NNODES=2 SFT_SP=2 bash examples/cpu_train.sh     # and Ulysses SP 2 in SFT, across the two nodes
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON=${PYTHON:-$HERE/../.venv/bin/python}
@@ -64,14 +67,18 @@ timed workspace "${WORKSPACE}/logs/workspace.log" \
     "${PYTHON}" -m srpo_data.demo --out "${WORKSPACE}" --train-rows 32 --test-rows 4 --sft-rows 16 \
     --family "${MODEL_FAMILY}"
 timed data "${WORKSPACE}/logs/data.log" env STAGES=data bash "${HERE}/${SCRIPT}"
-timed sft "${WORKSPACE}/logs/sft.log" env STAGES=sft bash "${HERE}/${SCRIPT}"
+# shellcheck source=examples/cpu_nodes.sh
+source "${HERE}/cpu_nodes.sh"
+timed sft "${WORKSPACE}/logs/sft.log" cpu_nodes_sft "${HERE}/${SCRIPT}"
 timed merge "${WORKSPACE}/logs/merge.log" env STAGES=merge bash "${HERE}/${SCRIPT}"
+cpu_nodes_ray_up
 # vLLM's weights after each sync, one folder per GRPO run (each vLLM worker process counts its syncs from 0).
 timed grpo "${WORKSPACE}/logs/grpo.log" env STAGES=grpo SRPO_CPU_SYNC_DUMP_DIR="${WORKSPACE}/logs/vllm_sync/grpo" bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
     "trainer.total_training_steps=${GRPO_STEPS}"
 timed grpo_resume "${WORKSPACE}/logs/grpo_resume.log" env STAGES=grpo \
     SRPO_CPU_SYNC_DUMP_DIR="${WORKSPACE}/logs/vllm_sync/grpo_resume" bash "${HERE}/${SCRIPT}" "${TOY[@]}" \
     "trainer.total_training_steps=$((GRPO_STEPS + 1))"
+cpu_nodes_ray_down
 # The demo's "benchmark": the look-alike's test split, already in verl parquet with the SRPO prompt.
 mkdir -p "${DATA_DIR}/eval"
 cp "${DATA_DIR}/rl/val.parquet" "${DATA_DIR}/eval/demo_geometry3k.parquet"
