@@ -46,9 +46,17 @@ PORT_SPAN = 100 + 200 * 8
 
 
 def ray_env(cluster_dir: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment every Ray command of this cluster (nodes and driver) runs with."""
+    """The environment every Ray command of this cluster (nodes and driver) runs with.
+
+    Ray's memory monitor is off (``RAY_memory_monitor_refresh_ms=0``, the switch Ray's own OOM message
+    names): every node of a one-machine cluster reads the whole machine's memory, so each counts the
+    others' workers (and any other job on the machine) as its own pressure.  Measured: with the monitor on,
+    both raylets killed verl's workers at GRPO step 2 ("2 Workers ... killed due to memory pressure", with
+    other jobs on the machine), and the run then waited on the killed rollouts without end.
+    """
     env = dict(os.environ if environ is None else environ)
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(cluster_dir / "auth_token"))
+    env.setdefault("RAY_memory_monitor_refresh_ms", "0")
     env.pop("RAY_AUTH_TOKEN", None)  # the file is the one source of the token
     return env
 
@@ -98,16 +106,19 @@ def start_commands(ray: str, cluster_dir: Path, base: int, nodes: int, gpus: int
     return cmds
 
 
-def alive_nodes(cluster_dir: Path) -> list[dict]:
-    """``ray.nodes()`` of this cluster, read by a driver in a fresh process."""
+def alive_nodes(cluster_dir: Path, timeout: float = 60.0) -> list[dict]:
+    """``ray.nodes()`` of this cluster, read by a driver in a fresh process (given up after ``timeout``)."""
     code = (
         "import json, sys, ray\n"
         "ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False)\n"
         "print('NODES ' + json.dumps([{k: n[k] for k in ('NodeID', 'Alive', 'NodeManagerAddress', 'Resources')} "
         "for n in ray.nodes()]))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, address(cluster_dir)], env=ray_env(cluster_dir),
-                          capture_output=True, text=True, timeout=120)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, address(cluster_dir)], env=ray_env(cluster_dir),
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"no answer from the Ray cluster at {address(cluster_dir)} in {timeout:.0f} s") from exc
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("NODES ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"cannot read the nodes of the Ray cluster at {address(cluster_dir)}: "
@@ -148,7 +159,10 @@ def start(cluster_dir: Path, nodes: int, gpus: int, cpus: int, ray: str) -> str:
         print(f"[ray_cluster] node {i}: RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={token} {' '.join(cmd)}",
               file=sys.stderr, flush=True)
         with open(cluster_dir / f"node{i}.log", "w") as log:
-            proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+            # its own session: a signal to the caller's process group (Ctrl-C, a killed run) must not take the
+            # nodes down half-way; stop() ends them, and the trap of the caller calls it
+            proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=300,
+                                  start_new_session=True)
         if proc.returncode:
             stop(cluster_dir)
             raise RuntimeError(f"ray start of node {i} failed (exit {proc.returncode}): "

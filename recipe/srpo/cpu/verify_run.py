@@ -692,6 +692,7 @@ def verify(workspace: Path, group_size: int = 4, min_steps: int = 2) -> list[Che
     checks.append(family_check(ws / "tiny-qwen", merged, out / "grpo_merged"))
     checks.append(image_patch_check(grpo_log, merged))
     checks.append(chat_template_check(merged))
+    checks.append(nodes_check(ws, layout["nnodes"]))
     return checks
 
 
@@ -757,6 +758,57 @@ def eval_check(summary_path: Path, merged: Path) -> Check:
     ok = len(rows) == 3 and list(rows)[:2] == ["base", "sft"] and all(complete.values())
     detail = ", ".join(f"{n}: {o['questions_answered']}/{o['questions']} questions answered" for n, o in rows.items())
     return Check(name, ok, f"{detail}; policy merged to {merged}")
+
+
+# ------------------------------------------------------------------ several nodes (NNODES=2)
+RAYLET_NODE_ID = re.compile(r"node_id=([0-9a-f]{56})")
+ACTOR_NAME = re.compile(r"^:actor_name:(\S+)", re.M)
+#: verl's colocated FSDP actor + rollout worker (one per rank) and its vLLM server (one per replica).
+TRAINING_ACTORS = ("WorkerDict", "vLLMHttpServer")
+
+
+def ray_node_actors(node_dir: Path) -> tuple[str | None, dict[str, int]]:
+    """(node id, {actor class: workers}) of one Ray node's temp dir, from its raylet's and workers' logs."""
+    node_id, actors = None, defaultdict(int)
+    for logs in sorted(d for d in node_dir.glob("session_*/logs") if not d.parent.is_symlink()):  # not session_latest
+        match = RAYLET_NODE_ID.search(_read(logs / "raylet.out"))
+        node_id = node_id or (match.group(1) if match else None)
+        for out in logs.glob("worker-*.out"):
+            for name in ACTOR_NAME.findall(_read(out)):
+                actors[name] += 1
+    return node_id, dict(actors)
+
+
+def nodes_check(ws: Path, nnodes: int) -> Check:
+    """With NNODES > 1: every node of the Ray cluster ran verl's training workers, and every SFT node trained.
+
+    From what the run left: the cluster's nodes as Ray listed them before it stopped (``logs/ray_nodes.json``),
+    each node's own temp dir (``ray/node<i>``: its raylet's node id, one log per worker process headed by the
+    actor's class), and each SFT node's torchrun log (``sft.log``, ``sft_node<i>.log``).
+    """
+    name = f"workers ran on all {nnodes} nodes"
+    if nnodes == 1:
+        return skip(name, "one node: a multi-node claim (NNODES=2 shows it)")
+    problems, seen = [], []
+    listed_path = ws / "logs/ray_nodes.json"
+    listed = {n["NodeID"] for n in json.loads(listed_path.read_text())} if listed_path.is_file() else set()
+    if len(listed) != nnodes:
+        problems.append(f"{listed_path.name}: {len(listed)} alive nodes listed, need {nnodes}")
+    for i in range(nnodes):
+        node_id, actors = ray_node_actors(ws / f"ray/node{i}")
+        missing = [a for a in TRAINING_ACTORS if not actors.get(a)]
+        if node_id is None:
+            problems.append(f"ray/node{i}: no raylet log")
+        elif node_id not in listed:
+            problems.append(f"ray/node{i}: node {node_id[:12]} is not one of the cluster's nodes")
+        if missing:
+            problems.append(f"ray/node{i}: no {' or '.join(missing)} worker")
+        seen.append(f"node{i} {(node_id or '?')[:12]}: " + ", ".join(f"{a} x{actors.get(a, 0)}" for a in TRAINING_ACTORS))
+        log = ws / "logs" / ("sft.log" if i == 0 else f"sft_node{i}.log")
+        if f"--nnodes={nnodes} --nproc_per_node" not in _read(log) or f"--node_rank={i} " not in _read(log):
+            problems.append(f"{log.name}: no torchrun --nnodes={nnodes} --node_rank={i}")
+    detail = "; ".join(seen) + (f"; problems: {'; '.join(problems)}" if problems else "; SFT: one torchrun per node")
+    return Check(name, not problems, detail)
 
 
 def main(argv: list[str] | None = None) -> int:
