@@ -33,23 +33,28 @@ cpu_nodes_sft() {
         pids+=($!)
         node_of[$!]=${rank}
     done
-    local running=("${pids[@]}") status p
+    local running=("${pids[@]}") status p still
+    # Poll rather than `wait -n -p`: measured, `wait -n -p` sometimes returned with the variable unset
+    # while a node was still running ("pid: unbound variable").  `wait PID` returns the status bash
+    # saved for a node that has already ended.
     while ((${#running[@]} > 0)); do
-        status=0
-        pid=""
-        # any of this shell's jobs (its only jobs are the nodes); ids given to wait -n fail for a job
-        # that already ended ("no such job"), so none are given
-        wait -n -p pid || status=$?
-        [[ -n ${pid} ]] || { say "sft: lost track of the node processes (wait status ${status})"; return 1; }
-        local still=()
-        for p in "${running[@]}"; do [[ ${p} == "${pid}" ]] || still+=("${p}"); done
+        still=()
+        for p in "${running[@]}"; do
+            if kill -0 "${p}" 2>/dev/null && [[ $(ps -o stat= -p "${p}" 2>/dev/null) != Z* ]]; then
+                still+=("${p}")
+                continue
+            fi
+            status=0
+            wait "${p}" || status=$?
+            if ((status != 0)); then
+                say "sft: node ${node_of[${p}]} failed (exit ${status}); ending the other nodes"
+                for p in ${running[@]+"${running[@]}"}; do kill -TERM -- "-${p}" 2>/dev/null || true; done
+                wait ${running[@]+"${running[@]}"} 2>/dev/null || true
+                return "${status}"
+            fi
+        done
         running=(${still[@]+"${still[@]}"})
-        if ((status != 0)); then
-            say "sft: node ${node_of[${pid}]} failed (exit ${status}); ending the other nodes"
-            for p in ${running[@]+"${running[@]}"}; do kill -TERM -- "-${p}" 2>/dev/null || true; done
-            wait ${running[@]+"${running[@]}"} 2>/dev/null || true
-            return "${status}"
-        fi
+        ((${#running[@]} == 0)) || sleep 0.2
     done
 }
 
