@@ -69,7 +69,7 @@ def test_the_data_stage_builds_the_count_task_and_a_model_that_misses_the_gate_s
     # the same study with other settings is refused, naming the difference
     proc = subprocess.run([sys.executable, "-m", "recipe.srpo.cpu.ablation", "--workspace", str(ws), *SMALL,
                            "--grpo-steps", "3"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 2 and "grpo_steps: 10 (the study's) vs 3 (this run's)" in proc.stderr
+    assert proc.returncode == 2 and "grpo_steps: 6 (the study's) vs 3 (this run's)" in proc.stderr
     # the verifier fails the study: its gate was missed and no run was made
     proc = subprocess.run([sys.executable, "-m", "recipe.srpo.cpu.verify_ablation", "--workspace", str(ws)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)

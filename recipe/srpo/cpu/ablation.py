@@ -89,7 +89,7 @@ class Settings:
     train_rows: int = 512
     test_rows: int = 96
     sft_steps: int = 800
-    grpo_steps: int = 10
+    grpo_steps: int = 6  # the 90-minute budget of issue 27 (docs/ablation.md)
     prompts_per_step: int = 8
     responses_per_prompt: int = 8
     eval_samples: int = 4
