@@ -29,8 +29,9 @@ def test_two_ranks_tp2_fits_two_cores():
     (Layout(gpus_per_node=2, rollout_tp=4), 50.0, TINY, "ROLLOUT_TP=4 does not divide the 2 ranks"),
     (Layout(gpus_per_node=2, rollout_tp=2), 50.0, {"text heads": 3}, "does not divide the model's 3 text heads"),
     (Layout(gpus_per_node=2, rollout_tp=2), 50.0, {"text heads": 2, "vision heads": 3}, "3 vision heads"),
-    (Layout(gpus_per_node=2, rollout_tp=2), 50.0, {"text heads": 6, "text KV heads": 3}, "3 text KV heads"),
-    (Layout(gpus_per_node=2, sft_sp=2), 50.0, {"text heads": 3}, "SFT_SP=2 does not divide the model's 3 text heads"),
+    (Layout(gpus_per_node=2, rollout_tp=2), 50.0, {"text heads": 6, "text KV heads": 3}, "ROLLOUT_TP=2 and the model's 3 KV heads"),
+    (Layout(gpus_per_node=2, sft_sp=2), 50.0, {"text heads": 3}, "SFT_SP=2 does not divide the model's 3 text attention heads"),
+    (Layout(gpus_per_node=2, sft_sp=2), 50.0, {"text heads": 6, "text KV heads": 3}, "SFT_SP=2 and the model's 3 KV heads"),
     (Layout(gpus_per_node=0), 50.0, TINY, "gpus_per_node=0: must be at least 1"),
 ])
 def test_refused_with_the_numbers(layout, free, heads, reason):

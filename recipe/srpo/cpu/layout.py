@@ -8,10 +8,10 @@ never starts a shape it cannot finish and is never silently reduced to one proce
   rank is a busy training process, and beside it run its vLLM engine's worker(s), the reward and Ray;
 - the memory the run needs (:data:`GIB_SHARED` plus :data:`GIB_PER_RANK` a rank, measured) at most what is
   free now;
-- vLLM's tensor parallel size divides the ranks (verl builds ``ranks / tp`` engines) and the model's
-  heads (text attention heads; text KV heads divisible by TP or TP by them, as vLLM replicates KV
-  heads; the vision tower's heads);
-- Ulysses sequence parallel divides the ranks and the text attention heads.
+- vLLM's tensor parallel size divides the ranks (verl builds ``ranks / tp`` engines), Ulysses sequence
+  parallel divides the ranks, and both meet the model's heads by the rules the GPU dry run checks
+  (:func:`recipe.srpo.dry_run.layout.check_tp_heads` / :func:`~recipe.srpo.dry_run.layout.check_sp_heads`:
+  text and vision heads divisible by TP, text heads by SP, KV heads dividing or divided by either).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from recipe.srpo.checks import ConfigError
+from recipe.srpo.dry_run import layout as dry_layout
 
 #: Host memory (PSS, GiB) of a CPU GRPO run, measured on the tiny Qwen2.5-VL with ``GPUS_PER_NODE=2
 #: ROLLOUT_TP=2 bash examples/cpu_train.sh`` during its GRPO stage: the processes every run has (the trainer,
@@ -50,13 +53,8 @@ class Layout:
 
 
 def model_heads(model: Path) -> dict[str, int]:
-    """``{"text heads", "text KV heads", "vision heads"}`` of a Qwen2.5-VL / Qwen3-VL config.json."""
-    cfg = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
-    text = cfg.get("text_config") or cfg
-    vision = cfg.get("vision_config") or {}
-    heads = {"text heads": text.get("num_attention_heads"), "text KV heads": text.get("num_key_value_heads"),
-             "vision heads": vision.get("num_heads")}
-    return {k: int(v) for k, v in heads.items() if v}
+    """``{"text heads", "text KV heads", "vision heads"}`` of the model folder's config.json."""
+    return dry_layout.model_heads(json.loads((Path(model) / "config.json").read_text(encoding="utf-8")))
 
 
 def check_layout(layout: Layout, *, cores: int, free_gib: float, heads: dict[str, int] | None = None,
@@ -78,19 +76,16 @@ def check_layout(layout: Layout, *, cores: int, free_gib: float, heads: dict[str
     for knob, size in (("ROLLOUT_TP", layout.rollout_tp), ("SFT_SP", layout.sft_sp)):
         if layout.ranks % size:
             raise LayoutError(f"{knob}={size} does not divide the {layout.ranks} ranks")
-    heads = heads or {}
-    tp = layout.rollout_tp
-    for name in ("text heads", "vision heads"):
-        if name in heads and heads[name] % tp:
-            raise LayoutError(f"ROLLOUT_TP={tp} does not divide the model's {heads[name]} {name} (vLLM shards heads)")
-    kv = heads.get("text KV heads")
-    if kv and kv % tp and tp % kv:
-        raise LayoutError(f"ROLLOUT_TP={tp} and the model's {kv} text KV heads: neither divides the other")
-    if "text heads" in heads and heads["text heads"] % layout.sft_sp:
-        raise LayoutError(f"SFT_SP={layout.sft_sp} does not divide the model's {heads['text heads']} text heads "
-                          "(Ulysses splits heads)")
-    lines.append(f"ROLLOUT_TP={tp}: {layout.ranks // tp} vLLM engine(s) of {tp} rank(s)"
-                 + (f"; heads {heads}" if heads else "; model heads not checked (no config.json)"))
+    tp, sp = layout.rollout_tp, layout.sft_sp
+    if heads:
+        try:
+            head_lines = [dry_layout.check_tp_heads(tp, heads, "ROLLOUT_TP"), dry_layout.check_sp_heads(sp, heads, "SFT_SP")]
+        except ConfigError as exc:
+            raise LayoutError(str(exc)) from None
+        lines.append(f"ROLLOUT_TP={tp}: {layout.ranks // tp} vLLM engine(s) of {tp} rank(s); " + "; ".join(head_lines))
+    else:
+        lines.append(f"ROLLOUT_TP={tp}: {layout.ranks // tp} vLLM engine(s) of {tp} rank(s); model heads not checked "
+                     "(no config.json)")
     lines.append(f"SFT_SP={layout.sft_sp} divides the ranks")
     return lines
 
