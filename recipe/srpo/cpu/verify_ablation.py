@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from recipe.srpo.cpu import ablation as ab
-from recipe.srpo.cpu.verify_run import Check, parse_step_lines
+from recipe.srpo.cpu.verify_run import Check, parse_step_lines, report_checks
 
 #: A dumped score and the recomputed one agree when within this (the re-counted length may be off by the
 #: end token; alpha * f_len moves by well under this for one token).
@@ -246,12 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.workspace / "study.json").exists():
         print(f"verify_ablation: no study in {args.workspace} (no study.json)", file=sys.stderr)
         return 2
-    checks = verify(args.workspace)
-    for c in checks:
-        print(c.line())
-    failed = sum(not c.ok for c in checks)
-    print(f"{len(checks) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report_checks(verify(args.workspace))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipe.srpo.cpu.verify_run import Check, parse_step_lines
+from recipe.srpo.cpu.verify_run import Check, parse_step_lines, report_checks
 from recipe.srpo.metrics import PREFILTER_PREFIX
 
 RUNS = {"srpo": "grpo.log", "grpo_baseline": "grpo_baseline.log"}
@@ -238,11 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval report (held-out split, greedy): {report}")
         for line in report.read_text().splitlines()[:30]:
             print("    " + line)
-    for check in checks:
-        print(check.line())
-    failed = sum(not c.ok for c in checks)
-    print(f"{len(checks) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report_checks(checks)
 
 
 if __name__ == "__main__":

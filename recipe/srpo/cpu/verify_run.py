@@ -62,6 +62,15 @@ class Check:
         return f"[{'SKIP' if self.skipped else 'PASS' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
 
 
+def report_checks(checks: list[Check]) -> int:
+    """Print each check's line and the count; the exit status: 1 if any failed, else 0."""
+    for check in checks:
+        print(check.line())
+    failed = sum(not c.ok for c in checks)
+    print(f"{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def skip(name: str, reason: str) -> Check:
     """A parallel-layout claim that a run of world size 1 cannot show (not a failure, not a pass)."""
     return Check(name, True, reason, skipped=True)
