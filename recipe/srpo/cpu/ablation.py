@@ -86,9 +86,9 @@ class Settings:
 
     seeds: tuple[int, ...] = (0, 1, 2, 3)
     arms: tuple[str, ...] = tuple(ARMS)
-    train_rows: int = 512
+    train_rows: int = 3072  # study run 3 (docs/ablation.md): 512 rows and 800 SFT steps missed the gate
     test_rows: int = 96
-    sft_steps: int = 800
+    sft_steps: int = 3200
     grpo_steps: int = 6  # the 90-minute budget of issue 27 (docs/ablation.md)
     prompts_per_step: int = 8
     responses_per_prompt: int = 8
