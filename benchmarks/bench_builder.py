@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_builder.py [--delay 0.5] [--rounds 100] [--concurrency 1 16 64]
 
-The scripted endpoint (``srpo_data.builder.fake_endpoint``, its own process) answers every chat
+The scripted endpoint (``srpo_data.offline.fake_endpoint``, its own process) answers every chat
 request after ``--delay`` seconds.  Every sample costs two policy calls (attempt, revision) and
 one teacher call (reflection), so the policy endpoint is the bottleneck: with concurrency C its
 ideal rate is C / delay requests per second.  The figure printed is the measured policy request
@@ -38,9 +38,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from srpo_data.builder.config import BuildConfig, EndpointConfig  # noqa: E402
-from srpo_data.builder.pipeline import Runner  # noqa: E402
-from srpo_data.builder.run import _samples  # noqa: E402
+from srpo_data.stage1.builder.config import BuildConfig, EndpointConfig  # noqa: E402
+from srpo_data.stage1.builder.pipeline import Runner  # noqa: E402
+from srpo_data.stage1.builder.run import _samples  # noqa: E402
 
 
 def make_set(folder: Path, n: int) -> dict[str, str]:
@@ -58,7 +58,7 @@ def make_set(folder: Path, n: int) -> dict[str, str]:
 
 def start_server(delay: float, answers_file: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "srpo_data.builder.fake_endpoint", "--delay", str(delay), "--answers", str(answers_file),
+        [sys.executable, "-m", "srpo_data.offline.fake_endpoint", "--delay", str(delay), "--answers", str(answers_file),
          "--bad-format-rate", "0"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )
@@ -98,7 +98,7 @@ def one_build(url: str, data: Path, out: Path, concurrency: int, n: int, delay: 
     request rate over the whole build as a share of the ideal ``concurrency / delay``."""
     import resource
 
-    from srpo_data.builder.run import build
+    from srpo_data.stage1.builder.run import build
 
     ep = EndpointConfig(base_url=url, model="fake", concurrency=concurrency, timeout=60, max_tokens=64)
     cfg = BuildConfig(input=data / "in.jsonl", out=out, policy=ep, teacher=ep, limit=n, progress=False)

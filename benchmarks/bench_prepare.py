@@ -67,7 +67,7 @@ def run_variant(name: str, input_path: str, output: str, model: str | None) -> d
 
         pq.write_table(pq.read_table(input_path), output)
     else:
-        from srpo_data.prepare_rl import main
+        from srpo_data.rl.prepare_rl import main
 
         argv = ["--source", "geometry3k", "--input", input_path, "--output", output, "--no-progress", "--overwrite"]
         if name == "prepare-2workers":
@@ -100,7 +100,7 @@ def main() -> None:
         tmp_path = Path(tmp)
         src = tmp_path / "geo.parquet"
         make_input(src, args.rows)
-        from srpo_data.tiny_qwen import build_tiny_qwen25vl
+        from srpo_data.offline.tiny_qwen import build_tiny_qwen25vl
 
         model = build_tiny_qwen25vl(tmp_path / "tiny_qwen")
         print(f"input: {args.rows} rows, 448x448 PNG, {src.stat().st_size / 1e6:.1f} MB parquet")

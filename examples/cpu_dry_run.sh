@@ -21,7 +21,7 @@ DEMO_DIR=${DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/srpo-demo.XXXXXX")}
 echo "cpu_dry_run: workspace $DEMO_DIR"
 export PYTHON TOKENIZERS_PARALLELISM=false
 
-"$PYTHON" -m srpo_data.demo --out "$DEMO_DIR" --family "$MODEL_FAMILY"
+"$PYTHON" -m srpo_data.offline.demo --out "$DEMO_DIR" --family "$MODEL_FAMILY"
 export MODEL_PATH="$DEMO_DIR/tiny-qwen" DATA_DIR="$DEMO_DIR/data" OUTPUT_DIR="$DEMO_DIR/outputs"
 
 STAGES=data SFT_DATA="$DATA_DIR/sft/sft.parquet" bash "$HERE/${SCRIPTS[0]}"

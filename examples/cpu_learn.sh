@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The learning run: does the SRPO reward teach?  A tiny random-init Qwen2.5-VL learns a small lookup task
-# (srpo_data/learn_task.py) on a CPU, through every real stage, then GRPO runs twice from the same SFT model
+# (srpo_data/offline/learn_task.py) on a CPU, through every real stage, then GRPO runs twice from the same SFT model
 # with the same seeds: once with the SRPO reward (srpo_reward.compute_score through the recipe's reward
 # manager), once with the paper's GRPO baseline reward (format + accuracy only: the reflection terms and the
 # length term set to 0).  Checked from the artifacts by recipe.srpo.cpu.verify_learning.
 #
 #   1. workspace: the tiny model, the task in the hiyouga/geometry3k layout, the stage-1 endpoint's answer key;
-#   2. data: a scripted OpenAI-compatible endpoint (srpo_data.builder.fake_endpoint) plays the stage-1 policy
+#   2. data: a scripted OpenAI-compatible endpoint (srpo_data.offline.fake_endpoint) plays the stage-1 policy
 #      and teacher; STAGES=data of run_qwen7b_srpo.sh runs prepare_rl and the real reflection builder
 #      (grading, the 30/70 mix, the five-block targets) against it;
 #   3. sft + merge: verl's SFT trainer, long enough to teach the format (+cpu_learn=sft), then the merge;
@@ -62,15 +62,15 @@ if [[ ! -f ${LOGS}/workspace.done ]]; then
     echo "${PORT}" > "${LOGS}/stage1_port"
 fi
 PORT=$(cat "${LOGS}/stage1_port")
-stage workspace "${PYTHON}" -m srpo_data.learn_task --out "${WORKSPACE}" --train-rows "${TRAIN_ROWS}" \
+stage workspace "${PYTHON}" -m srpo_data.offline.learn_task --out "${WORKSPACE}" --train-rows "${TRAIN_ROWS}" \
     --test-rows "${TEST_ROWS}" --endpoint-url "http://127.0.0.1:${PORT}/v1"
 
-# 2. data: the scripted stage-1 endpoint with the task's texts (srpo_data.learn_task.scripted_reply: 40% of
+# 2. data: the scripted stage-1 endpoint with the task's texts (srpo_data.offline.learn_task.scripted_reply: 40% of
 #    first attempts read the shape, the others guess wrongly; revisions right 90% of the time; the builder drops wrong revisions
 #    and mixes 30% first-right / 70% first-wrong), then the real data stage.
 data_stage() {
-    "${PYTHON}" -m srpo_data.builder.fake_endpoint --port "${PORT}" --answers "${DATA_DIR}/stage1_answers.json" \
-        --reply srpo_data.learn_task:scripted_reply --right-rate 0.4 --revise-right-rate 0.9 \
+    "${PYTHON}" -m srpo_data.offline.fake_endpoint --port "${PORT}" --answers "${DATA_DIR}/stage1_answers.json" \
+        --reply srpo_data.offline.learn_task:scripted_reply --right-rate 0.4 --revise-right-rate 0.9 \
         > "${LOGS}/stage1_endpoint.log" 2>&1 &
     local endpoint=$!
     trap 'kill ${endpoint} 2>/dev/null || true' RETURN

@@ -64,7 +64,7 @@ printf '{"nnodes": %s, "gpus_per_node": %s, "rollout_tp": %s, "sft_sp": %s}\n' "
     "${GPUS_PER_NODE:-1}" "${ROLLOUT_TP:-1}" "${SFT_SP:-1}" > "${WORKSPACE}/logs/layout.json"
 
 timed workspace "${WORKSPACE}/logs/workspace.log" \
-    "${PYTHON}" -m srpo_data.demo --out "${WORKSPACE}" --train-rows 32 --test-rows 4 --sft-rows 16 \
+    "${PYTHON}" -m srpo_data.offline.demo --out "${WORKSPACE}" --train-rows 32 --test-rows 4 --sft-rows 16 \
     --family "${MODEL_FAMILY}"
 timed data "${WORKSPACE}/logs/data.log" env STAGES=data bash "${HERE}/${SCRIPT}"
 # shellcheck source=examples/cpu_nodes.sh

@@ -8,7 +8,7 @@
 #   - `+cpu=sft` / `+cpu=grpo`: recipe/srpo/config/cpu/{sft,grpo}.yaml, the CPU and tiny-model settings;
 #   - console logging, a checkpoint every step, no periodic validation;
 #   - eval with transformers' generate (no vLLM engine per model), 32 new tokens (CPU_EVAL_MAX_NEW_TOKENS).
-# MODEL_PATH must be a tiny model (python -m srpo_data.tiny_qwen; examples/cpu_train.sh builds one).
+# MODEL_PATH must be a tiny model (python -m srpo_data.offline.tiny_qwen; examples/cpu_train.sh builds one).
 
 # srpo_cpu_env_or NAME DEFAULT: NAME's value if the caller's environment gives it (the run scripts' own
 # defaults are shell variables, not exported), else DEFAULT.
@@ -40,7 +40,7 @@ cfg = json.load(open(sys.argv[1] + "/config.json"))
 hidden = cfg.get("hidden_size") or cfg.get("text_config", {}).get("hidden_size", 0)
 sys.exit(0 if hidden <= 1024 else 1)
 PY
-        srpo_die "CPU_TRAIN=1 needs a tiny model; ${MODEL_PATH} has hidden size > 1024 (build one: ${PYTHON} -m srpo_data.tiny_qwen --out DIR)"
+        srpo_die "CPU_TRAIN=1 needs a tiny model; ${MODEL_PATH} has hidden size > 1024 (build one: ${PYTHON} -m srpo_data.offline.tiny_qwen --out DIR)"
     fi
     "${PYTHON}" -m recipe.srpo.cpu.layout --nnodes "${NNODES}" --gpus-per-node "${GPUS_PER_NODE}" \
         --rollout-tp "${ROLLOUT_TP}" --sft-sp "${SFT_SP}" ${MODEL_PATH:+--model "${MODEL_PATH}"} ||

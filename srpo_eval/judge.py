@@ -8,12 +8,12 @@ block with content (a base model, a published peer's format); the rule path alon
 the offline default.
 
 The endpoint is described exactly as the stage-1 builder's endpoints
-(:class:`srpo_data.builder.config.EndpointConfig`: ``base_url``, ``model``,
+(:class:`srpo_data.stage1.builder.config.EndpointConfig`: ``base_url``, ``model``,
 ``api_key_env`` (the NAME of the variable holding the key), timeout, retries,
 concurrency ...), read from a YAML file (the mapping itself, or under a ``judge:``
-key), and called with the builder's client (:class:`srpo_data.builder.client.EndpointClient`:
+key), and called with the builder's client (:class:`srpo_data.stage1.builder.client.EndpointClient`:
 bounded concurrency, backoff, Retry-After, fatal 401/403/404).  Replies are stored in an
-append-only JSONL cache (:class:`srpo_data.builder.store.JsonlStore`, fsynced per line)
+append-only JSONL cache (:class:`srpo_data.stage1.builder.store.JsonlStore`, fsynced per line)
 keyed by the endpoint's result fields, the prompt and the response, so a killed run
 resumes without asking again, and a changed prompt or model asks again.
 """
@@ -49,7 +49,7 @@ MAX_RESPONSE_CHARS = 12_000
 
 def load_judge_config(path: str | Path):
     """The judge's :class:`EndpointConfig` from a YAML file (a mapping, or one under ``judge:``)."""
-    from srpo_data.builder.config import EndpointConfig, load_mapping
+    from srpo_data.stage1.builder.config import EndpointConfig, load_mapping
 
     mapping = load_mapping(path)
     if isinstance(mapping.get("judge"), Mapping):
@@ -104,13 +104,13 @@ class Judge:
         self.prompt_sha = hashlib.sha256(self.template.encode("utf-8")).hexdigest()[:16]
 
     def key(self, item: DataItem, response: str) -> str:
-        from srpo_data.builder.config import stable_hash
+        from srpo_data.stage1.builder.config import stable_hash
 
         return stable_hash({"endpoint": self.cfg.fingerprint(), "prompt": self.prompt_sha, "id": item.id, "response": response})
 
     def extract_all(self, rollouts: Sequence[Rollout], data: DataSet) -> dict[tuple[str, int], str]:
         """(id, sample) -> extracted answer, for every rollout that needs the judge and got one."""
-        from srpo_data.builder.store import JsonlStore
+        from srpo_data.stage1.builder.store import JsonlStore
 
         self.stats = Counter()  # this run's counts, not the totals of every run so far
         todo = [r for r in rollouts if needs_judge(r) and r.id in data.items]
@@ -128,7 +128,7 @@ class Judge:
                 else:
                     missing.setdefault(k, (item, r.response))
             if missing:
-                from srpo_data.builder.client import FatalEndpointError
+                from srpo_data.stage1.builder.client import FatalEndpointError
 
                 try:
                     asyncio.run(self._ask_all(missing, store))
@@ -147,7 +147,7 @@ class Judge:
             store.close()
 
     async def _ask_all(self, missing: Mapping[str, tuple[DataItem, str]], store) -> None:
-        from srpo_data.builder.client import EndpointClient, EndpointError, FatalEndpointError
+        from srpo_data.stage1.builder.client import EndpointClient, EndpointError, FatalEndpointError
 
         client = EndpointClient("judge", self.cfg)
         try:

@@ -30,7 +30,7 @@ _GOLD_LETTER_VALUE_RE = re.compile(r"^(?:([A-J])\s*:|\(([A-J])\))\s*(\S.*)$")
 def normalize_ground_truth(gold: Any) -> tuple[str, ...]:
     """The acceptable answers a ground truth names, normalised the way the grader reads them.
 
-    Public so that benchmark scoring (``srpo_eval``) and stage 1 (``srpo_data.builder``) read
+    Public so that benchmark scoring (``srpo_eval``) and stage 1 (``srpo_data.stage1.builder``) read
     ground truths exactly like the reward.  A list or tuple of strings is a list of
     acceptable answers (any of them counts); a real number (``int``, ``float`` or a numpy
     scalar such as ``np.int64``, ``np.float32``) becomes its shortest decimal text; in each

@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 ``tiny_qwen_dir``: a random-weight Qwen2.5-VL built offline by
-``srpo_data.tiny_qwen`` once per test session, in the session's temporary
+``srpo_data.offline.tiny_qwen`` once per test session, in the session's temporary
 folder (about 5 s; a fresh build, so never a model of an older configuration).
 
 ``vllm_cpu_env``: the environment for a vLLM process on this CPU machine; skips
@@ -44,7 +44,7 @@ def vllm_cpu_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def tiny_qwen_dir(tmp_path_factory):
-    from srpo_data.tiny_qwen import build_tiny_qwen25vl
+    from srpo_data.offline.tiny_qwen import build_tiny_qwen25vl
 
     out = tmp_path_factory.mktemp("tiny_qwen25vl")
     return build_tiny_qwen25vl(out)
@@ -52,8 +52,8 @@ def tiny_qwen_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_qwen3vl_dir(tmp_path_factory):
-    """A random-weight Qwen3-VL with the Instruct chat template (``srpo_data.tiny_qwen3vl``)."""
-    from srpo_data.tiny_qwen3vl import build_tiny_qwen3vl
+    """A random-weight Qwen3-VL with the Instruct chat template (``srpo_data.offline.tiny_qwen3vl``)."""
+    from srpo_data.offline.tiny_qwen3vl import build_tiny_qwen3vl
 
     return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen3vl"))
 
@@ -61,6 +61,6 @@ def tiny_qwen3vl_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_qwen3vl_thinking_dir(tmp_path_factory):
     """The same tiny Qwen3-VL with the real Thinking chat template (which the recipe refuses)."""
-    from srpo_data.tiny_qwen3vl import build_tiny_qwen3vl
+    from srpo_data.offline.tiny_qwen3vl import build_tiny_qwen3vl
 
     return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny_qwen3vl_thinking"), variant="thinking")

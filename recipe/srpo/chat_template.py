@@ -3,7 +3,7 @@
 SRPO trains the policy to write, and rewards it for writing, the whole response
 ``<think>T1</think> <answer>A1</answer> <reflection>R</reflection> <think>T2</think> <answer>A2</answer>``.
 Two template behaviours break that, and the Qwen3-VL Thinking template has both
-(:mod:`srpo_data.qwen3vl_templates`, tests/recipe/test_chat_template.py):
+(:mod:`srpo_data.offline.qwen3vl_templates`, tests/recipe/test_chat_template.py):
 
 - **it rewrites the SFT target.**  verl's SFT dataset renders the assistant message through the
   chat template; a template that splits the content at ``</think>`` keeps the text before the
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from transformers import AutoProcessor
 
-    from srpo_data.qwen3vl_templates import QWEN3_VL_CHAT_TEMPLATES
+    from srpo_data.offline.qwen3vl_templates import QWEN3_VL_CHAT_TEMPLATES
 
     model = args.model
     if args.out:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.cpu_train
 @pytest.mark.timeout(1200)
 def test_grpo_on_a_format_less_policy_stops_within_the_bound(tmp_path, vllm_cpu_env):
-    demo = subprocess.run([sys.executable, "-m", "srpo_data.demo", "--out", str(tmp_path), "--train-rows", "8",
+    demo = subprocess.run([sys.executable, "-m", "srpo_data.offline.demo", "--out", str(tmp_path), "--train-rows", "8",
                            "--test-rows", "2", "--sft-rows", "4"], capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr[-2000:]
     env = {**os.environ, "PYTHON": sys.executable, "CPU_TRAIN": "1", "MODEL_PATH": str(tmp_path / "tiny-qwen"),

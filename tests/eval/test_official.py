@@ -20,7 +20,7 @@ from srpo_eval.official import latex_to_text, levenshtein, mathverse_gold, offic
 
 
 def item_of(make, raw, tmp_path: Path):
-    from srpo_data.rows import ImageOptions
+    from srpo_data.rl.rows import ImageOptions
 
     ex = make(raw, 0)
     return item_from_row(example_to_row(ex, 0, ImageOptions(root=tmp_path)), 0)

@@ -13,7 +13,7 @@ from recipe.srpo.cpu import ablation as ab
 from recipe.srpo.cpu import verify_ablation as va
 from recipe.srpo.metrics import PREFILTER_PREFIX, reflection_metrics
 from recipe.srpo.reward_manager import token_counts
-from srpo_data import count_task as ct
+from srpo_data.offline import count_task as ct
 from srpo_reward import compute_score
 
 

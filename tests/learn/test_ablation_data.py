@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from srpo_data import count_task as ct
+from srpo_data.offline import count_task as ct
 from srpo_reward import grade_answer
 from srpo_reward.format import parse_response
 

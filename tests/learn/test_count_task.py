@@ -1,4 +1,4 @@
-"""The ablation study's task (srpo_data/count_task.py): errors that read like right attempts, a reflection that
+"""The ablation study's task (srpo_data/offline/count_task.py): errors that read like right attempts, a reflection that
 does not give the verdict, a second attempt that can fix and break, lengths that vary."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
-from srpo_data import count_task as ct
-from srpo_data.builder.fake_endpoint import Script, _question_of
-from srpo_data.builder.steps import load_prompt, quotes_ground_truth
+from srpo_data.offline import count_task as ct
+from srpo_data.offline.fake_endpoint import Script, _question_of
+from srpo_data.stage1.builder.steps import load_prompt, quotes_ground_truth
 from srpo_reward import compute_score, grade_answer
 from srpo_reward.format import parse_response
 
@@ -62,7 +62,7 @@ def test_a_wrong_first_attempt_reads_exactly_like_a_right_one():
 
 
 def test_the_teacher_writes_the_same_reflection_for_either_verdict_and_never_the_answer():
-    from srpo_data.builder.fake_endpoint import Script
+    from srpo_data.offline.fake_endpoint import Script
 
     rows = ct.rows("train", 40)
     answers = {q.replace("<image>", ""): gt for q, gt, _ in rows}
@@ -131,7 +131,7 @@ def test_the_builders_target_of_every_text_is_in_the_tokenizer_corpus():
 def test_write_task_writes_the_geometry3k_layout(tmp_path, monkeypatch):
     import pandas as pd
 
-    monkeypatch.setattr("srpo_data.tiny_qwen.build_tiny_qwen25vl", lambda out, width, corpus_extra: (out, width))
+    monkeypatch.setattr("srpo_data.offline.tiny_qwen.build_tiny_qwen25vl", lambda out, width, corpus_extra: (out, width))
     paths = ct.write_task(tmp_path, 24, 8, "http://127.0.0.1:9/v1")
     assert paths["model"] == (tmp_path / "tiny-qwen", ct.LEARN_WIDTH)
     test = pd.read_parquet(paths["raw"] / "test-00000-of-00001.parquet")

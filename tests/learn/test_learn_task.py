@@ -1,12 +1,13 @@
-"""The learning run's task (srpo_data/learn_task.py): a lookup rule, held-out combinations, public answer styles."""
+"""The learning run's task (srpo_data/offline/learn_task.py): a lookup rule, held-out combinations, public answer
+styles."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from srpo_data import learn_task
-from srpo_data.builder.fake_endpoint import Script, _question_of
+from srpo_data.offline import learn_task
+from srpo_data.offline.fake_endpoint import Script, _question_of
 from srpo_reward import grade_answer
 
 
@@ -55,7 +56,7 @@ def test_the_scripted_endpoint_finds_each_questions_own_answer(tmp_path):
 
 
 def test_write_task_writes_the_geometry3k_layout(tmp_path, monkeypatch):
-    monkeypatch.setattr("srpo_data.tiny_qwen.build_tiny_qwen25vl",  # the model is tested elsewhere
+    monkeypatch.setattr("srpo_data.offline.tiny_qwen.build_tiny_qwen25vl",  # the model is tested elsewhere
                         lambda out, width, corpus_extra: (out, width, corpus_extra))
     paths = learn_task.write_task(tmp_path, 24, 8, "http://127.0.0.1:9/v1")
     # the learning run's wider model, its tokenizer also learned on the task's text
@@ -69,8 +70,8 @@ def test_write_task_writes_the_geometry3k_layout(tmp_path, monkeypatch):
 
 def test_the_scripted_teacher_reads_the_builders_verdict():
     """Both scripted teachers answer the verdict line, not the instructions (which name both verdicts)."""
-    from srpo_data.builder.fake_endpoint import scripted_reply
-    from srpo_data.builder.steps import load_prompt
+    from srpo_data.offline.fake_endpoint import scripted_reply
+    from srpo_data.stage1.builder.steps import load_prompt
 
     q, gt, _ = learn_task.rows("train", 1)[0]
     question = q.replace("<image>", "")
@@ -90,7 +91,7 @@ def test_the_tokenizer_learned_on_the_task_keeps_its_words_whole(tmp_path):
     real vocabulary); the builder's SFT form (no spaces inside the tags) is what the corpus covers."""
     from transformers import AutoTokenizer
 
-    from srpo_data.tiny_qwen import build_tiny_qwen25vl
+    from srpo_data.offline.tiny_qwen import build_tiny_qwen25vl
 
     target = (learn_task.tight(learn_task.attempt("hexagon", 6, False, guess=True))
               + f" <reflection>{learn_task.reflection('hexagon', wrong=True)}</reflection> "

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from srpo_data.demo import png_bytes, srpo_target, write_builder_sft, write_raw_geometry3k  # noqa: F401
-from srpo_data.demo import problem as _problem
+from srpo_data.offline.demo import png_bytes, srpo_target, write_builder_sft, write_raw_geometry3k  # noqa: F401
+from srpo_data.offline.demo import problem as _problem
 from srpo_reward.prompts import render_prompt
 
 # verl's overlong-prompt filter in the loading process: the GPU config's worker pool (datasets forks it)

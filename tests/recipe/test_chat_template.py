@@ -1,6 +1,6 @@
 """The chat template check (recipe/srpo/chat_template.py) on tiny models with the real templates.
 
-Qwen3-VL Thinking's template (srpo_data/qwen3vl_templates.py) rewrites the SFT target and
+Qwen3-VL Thinking's template (srpo_data/offline/qwen3vl_templates.py) rewrites the SFT target and
 prefills ``<think>``: the dry run refuses it in both stages, before any data is read, and the
 recipe's fix (a copy of the model with the Instruct template) passes.
 """
@@ -15,7 +15,7 @@ import pytest
 from recipe.srpo import dry_run
 from recipe.srpo.chat_template import SAMPLE_TARGET, check_chat_template, main, write_with_template
 from recipe.srpo.checks import ConfigError
-from srpo_data.qwen3vl_templates import QWEN3_VL_INSTRUCT_CHAT_TEMPLATE, QWEN3_VL_THINKING_CHAT_TEMPLATE
+from srpo_data.offline.qwen3vl_templates import QWEN3_VL_INSTRUCT_CHAT_TEMPLATE, QWEN3_VL_THINKING_CHAT_TEMPLATE
 
 
 def _processor(folder):

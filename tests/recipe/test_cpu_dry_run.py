@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_workspace(tmp_path):
-    from srpo_data.demo import main
+    from srpo_data.offline.demo import main
     from srpo_reward import parse_response
 
     assert main(["--out", str(tmp_path), "--train-rows", "4", "--test-rows", "2", "--sft-rows", "3"]) == 0

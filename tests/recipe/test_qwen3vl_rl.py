@@ -1,6 +1,6 @@
 """The tiny Qwen3-VL through verl's RL prompt path (SRPODataset) and the data stage's token counting.
 
-prepare_rl sizes prompts with ``srpo_data.prompt_length`` so that verl's length filter drops
+prepare_rl sizes prompts with ``srpo_data.rl.prompt_length`` so that verl's length filter drops
 none at training time; with Qwen3-VL's patch 16 (one image token per 32x32 pixels) its image
 token count must still equal what verl's dataset and the processor make of the same image.
 """
@@ -56,7 +56,7 @@ def _image_tokens(tmp_path, model_cfg, size, *overrides) -> tuple[int, int]:
 @pytest.mark.parametrize("size, tokens", [((100, 80), 6), ((300, 200), 54), ((1024, 1024), 256)],
                          ids=["100x80", "300x200", "1024x1024-capped"])
 def test_rl_row_through_verl_matches_the_data_stage_count(tmp_path, qwen3vl_cfg, size, tokens):
-    from srpo_data.prompt_length import PromptLengthCounter
+    from srpo_data.rl.prompt_length import PromptLengthCounter
 
     # data.image_patch_size=16 as the Qwen3-VL run scripts pass it (IMAGE_PATCH)
     assert _image_tokens(tmp_path, qwen3vl_cfg, size, "data.image_patch_size=16") == (16, tokens)

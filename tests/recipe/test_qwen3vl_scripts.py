@@ -86,7 +86,7 @@ def test_user_settings_win(tmp_path, recording_python, script):
 def test_demo_workspace_of_the_qwen3vl_family(tmp_path):
     import json
 
-    from srpo_data.demo import main
+    from srpo_data.offline.demo import main
 
     assert main(["--out", str(tmp_path), "--family", "qwen3vl", "--train-rows", "2", "--test-rows", "1",
                  "--sft-rows", "2"]) == 0

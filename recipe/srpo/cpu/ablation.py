@@ -7,7 +7,7 @@
 Stages, each skipped when its marker exists (a killed study goes on where it stopped; a GRPO run
 resumes from its newest checkpoint):
 
-1. ``workspace``: the count task (:mod:`srpo_data.count_task`) and the tiny model;
+1. ``workspace``: the count task (:mod:`srpo_data.offline.count_task`) and the tiny model;
 2. ``data``: the scripted stage-1 endpoint (in this process) and the real data stage
    (``STAGES=data`` of ``examples/run_qwen7b_srpo.sh``: ``prepare_rl`` and ``build_reflections``);
 3. ``sft`` and ``merge``: verl's SFT trainer (``+cpu_learn=sft``), the merge;
@@ -418,14 +418,14 @@ class Study:
 
     # the stages
     def workspace(self) -> None:
-        from srpo_data import count_task
+        from srpo_data.offline import count_task
 
         count_task.write_task(self.ws, self.s.train_rows, self.s.test_rows, "http://127.0.0.1:9/v1")
 
     def data_stage(self) -> None:
-        from srpo_data import count_task
-        from srpo_data.builder.fake_endpoint import FakeEndpoint, Script
-        from srpo_data.learn_task import builder_yaml
+        from srpo_data.offline import count_task
+        from srpo_data.offline.fake_endpoint import FakeEndpoint, Script
+        from srpo_data.offline.learn_task import builder_yaml
 
         answers = json.loads((self.data / "stage1_answers.json").read_text())
         endpoint = FakeEndpoint(Script(answers=answers, right_rate=self.s.right_rate,

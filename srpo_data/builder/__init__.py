@@ -1,8 +1,0 @@
-"""Stage 1 of SRPO: the reflection SFT data builder (``python -m srpo_data.build_reflections``).
-
-Modules: ``config`` (endpoint and run settings), ``inputs`` (RL parquet / JSONL rows),
-``client`` (OpenAI-compatible calls with retries), ``store`` (durable JSONL step store),
-``steps`` (prompts, parsing, target, filter: pure), ``pipeline`` (the async run), ``outputs``
-(verl SFT parquet, LLaMA-Factory sharegpt JSON), ``run`` (one build), ``fake_endpoint`` (a
-scripted server for tests and benchmarks; the real-model tests use ``transformers serve``).
-"""
