@@ -8,6 +8,9 @@
   installed into a fresh venv that sees this machine's training stack through a ``.pth`` line (so no
   package is downloaded), loads both entry points there, installs the verl 0.9.1 fix, gives the CPU
   platform with ``VERL_PLATFORM=cpu``, and leaves the folder's own ``recipe`` package importable.
+- The same wheel holds the stage-1 builder's ``prompts/*.txt`` (package data under
+  ``srpo_data/stage1/builder/``) and answers ``python -m srpo_data.prepare_rl --help`` and
+  ``python -m srpo_data.build_reflections --help`` away from this checkout.
 """
 
 from __future__ import annotations
@@ -153,3 +156,25 @@ def test_plugins_load_from_a_folder_with_its_own_recipe(installed_wheel, tmp_pat
         assert out["recipe.srpo"].startswith("ImportError"), out
     else:  # namespace portions merge, the folder's first
         assert Path(out["recipe.srpo"]).is_relative_to(site), out
+
+
+# ------------------------------------------------------------------ srpo_data's commands and prompts, installed
+DATA = """
+    import json
+    from srpo_data.stage1.builder import steps
+    print(json.dumps({"steps": steps.__file__, "prompts": {n: steps.load_prompt(n) for n in steps.PROMPT_FILES}}))
+"""
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_stage1_prompts_and_the_data_commands(installed_wheel, tmp_path):
+    """The wheel (not this checkout) carries the builder's prompts/*.txt under srpo_data/stage1/builder/
+    (pyproject's package-data key), and the two top-level commands answer --help from it."""
+    python, site = installed_wheel
+    out = json.loads(run([str(python), "-c", textwrap.dedent(DATA)], cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert Path(out["steps"]).is_relative_to(site), out
+    prompt_dir = ROOT / "srpo_data" / "stage1" / "builder" / "prompts"
+    assert out["prompts"] == {n: (prompt_dir / f"{n}.txt").read_text(encoding="utf-8").strip("\n")
+                              for n in out["prompts"]}
+    for module in ("srpo_data.prepare_rl", "srpo_data.build_reflections"):
+        assert "usage" in run([str(python), "-m", module, "--help"], cwd=tmp_path).stdout.lower(), module
