@@ -77,15 +77,13 @@ def check_layout(layout: Layout, *, cores: int, free_gib: float, heads: dict[str
         if layout.ranks % size:
             raise LayoutError(f"{knob}={size} does not divide the {layout.ranks} ranks")
     tp, sp = layout.rollout_tp, layout.sft_sp
+    head_lines = ["model heads not checked (no config.json)"]
     if heads:
         try:
             head_lines = [dry_layout.check_tp_heads(tp, heads, "ROLLOUT_TP"), dry_layout.check_sp_heads(sp, heads, "SFT_SP")]
         except ConfigError as exc:
             raise LayoutError(str(exc)) from None
-        lines.append(f"ROLLOUT_TP={tp}: {layout.ranks // tp} vLLM engine(s) of {tp} rank(s); " + "; ".join(head_lines))
-    else:
-        lines.append(f"ROLLOUT_TP={tp}: {layout.ranks // tp} vLLM engine(s) of {tp} rank(s); model heads not checked "
-                     "(no config.json)")
+    lines.append(f"ROLLOUT_TP={tp}: {layout.ranks // tp} vLLM engine(s) of {tp} rank(s); " + "; ".join(head_lines))
     lines.append(f"SFT_SP={layout.sft_sp} divides the ranks")
     return lines
 
